@@ -1,0 +1,62 @@
+"""The ``qyx`` command line: ``qyx info | audit | map | targets | network | facilities | site``.
+
+Each sub-command lives in its own module of this package and exposes ``register(subparsers)``,
+which adds its parser and sets ``func(args) -> int``. Only the CLI prints, configures logging
+and draws progress bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from qyx_geo import __version__
+from qyx_geo._errors import QyxGeoError
+
+__all__ = ["build_parser", "main"]
+
+#: Sub-command modules, in the order ``qyx --help`` lists them.
+COMMANDS = ("info", "audit", "map", "targets", "network", "facilities", "site")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``qyx`` argument parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="qyx",
+        description="慈溪市“15分钟公共服务圈”体检工具 — qyx_geo: village-by-village audits of the "
+                    "15-minute public service circle against the 七优享 plan (2023–2027).",
+    )
+    parser.add_argument("--version", action="version", version=f"qyx_geo {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="更详细的日志 / more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"qyx_geo.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``qyx`` command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except QyxGeoError as err:
+        print(f"qyx {args.command}: 错误 / error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"qyx {args.command}: 已中断 / interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

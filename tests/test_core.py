@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from qyx_geo._errors import QyxGeoError, SettingsError, UnknownServiceError
+from qyx_geo._io import atomic_path, atomic_write_text
+from qyx_geo.services import SERVICES, get_service
+from qyx_geo.settings import Settings
+
+
+def test_settings_defaults_and_speed():
+    s = Settings()
+    assert s.speed_m_per_min() == pytest.approx(1000 / 15)
+    assert s.speed_kmh("cycle") == 15.0
+    assert s.replace(min_share=0.5).min_share == 0.5
+
+
+@pytest.mark.parametrize(
+    "bad", [{"walk_speed_kmh": 0}, {"min_share": 1.5}, {"mode": "car"}, {"threshold_minutes": {"x": -1}}]
+)
+def test_settings_rejects_bad_values(bad):
+    with pytest.raises(SettingsError):
+        Settings(**bad)
+
+
+def test_settings_refuses_unknown_keys():
+    with pytest.raises(SettingsError, match="walk_speed"):
+        Settings.from_mapping({"walk_sped_kmh": 4})
+
+
+def test_service_registry():
+    assert set(SERVICES) == {"nursery", "canteen", "clinic", "sports"}
+    assert get_service("canteen").demand_column == "pop_60p"
+    with pytest.raises(UnknownServiceError, match="registered services"):
+        get_service("library")
+    with pytest.raises(KeyError):
+        get_service("library")
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.csv"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_errors_inherit_builtins():
+    assert issubclass(SettingsError, ValueError)
+    assert issubclass(SettingsError, QyxGeoError)
