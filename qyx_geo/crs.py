@@ -1,0 +1,403 @@
+"""Coordinate systems met in Chinese registers: WGS84, GCJ-02, BD-09, CGCS2000 (EPSG:4490/4549).
+
+GCJ-02 (国测局坐标, used by Gaode/AMap, Tencent and most Chinese web maps) adds a deliberate,
+smooth, position-dependent offset of a few hundred metres to WGS84; BD-09 (Baidu) adds a further
+polar perturbation on top of GCJ-02. Neither is a datum that pyproj knows, so both are computed
+here with vectorised numpy. The forward formulas are the public, widely re-implemented ones; the
+inverses are solved by fixed-point iteration (the offset field changes by less than 0.1 % of its
+size per degree, so each iteration gains about three decimal digits) to ``tol_deg`` — by default
+1e-10 degrees, about 0.01 mm — instead of the common one-step approximation that is off by up to
+a metre or two.
+
+CGCS2000 geographic (EPSG:4490) and its 3-degree Gauss-Krüger zone at 120°E (EPSG:4549, the
+metric CRS of qyx_geo) go through pyproj. CGCS2000 and WGS84 agree to a few centimetres, so the
+geographic conversion is the identity in practice; it is still routed through pyproj so that a
+future transformation grid is picked up.
+
+Every function takes longitude/easting first (``x``, then ``y``), accepts scalars or array-likes
+that broadcast together, returns ``float`` for scalar input and float64 arrays otherwise, and
+passes NaN through. As in every implementation of GCJ-02, points outside a rough box around China
+(lon 72.004–137.8347, lat 0.8293–55.8271) are not offset.
+
+Examples
+--------
+>>> lon, lat = wgs84_to_gcj02(121.2467, 30.1703)  # Cixi city hall, WGS84 -> Gaode
+>>> round(lon, 5), round(lat, 5)
+(121.25104, 30.16785)
+>>> back = gcj02_to_wgs84(lon, lat)
+>>> round(back[0], 7), round(back[1], 7)
+(121.2467, 30.1703)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, get_args, overload
+
+import numpy as np
+import numpy.typing as npt
+import pyproj
+import shapely
+
+from qyx_geo._errors import CoordinateError
+
+__all__ = [
+    "CRS_NAMES",
+    "CrsName",
+    "bd09_to_gcj02",
+    "bd09_to_wgs84",
+    "convert",
+    "from_wgs84",
+    "gcj02_to_bd09",
+    "gcj02_to_wgs84",
+    "in_china",
+    "to_wgs84",
+    "transform_geometry",
+    "wgs84_to_bd09",
+    "wgs84_to_gcj02",
+]
+
+CrsName = Literal["wgs84", "gcj02", "bd09", "cgcs2000", "epsg4549"]
+#: Names accepted by :func:`to_wgs84`, :func:`from_wgs84` and :func:`convert`.
+CRS_NAMES: tuple[str, ...] = get_args(CrsName)
+
+#: pyproj CRS of the systems that have one (GCJ-02/BD-09 have none; geometries in them are
+#: labelled EPSG:4326 by :func:`transform_geometry`, as web maps expect).
+_EPSG: dict[str, str] = {
+    "wgs84": "EPSG:4326", "gcj02": "EPSG:4326", "bd09": "EPSG:4326",
+    "cgcs2000": "EPSG:4490", "epsg4549": "EPSG:4549",
+}
+
+# Krasovsky 1940 ellipsoid, as used by the GCJ-02 formulas.
+_GCJ_A = 6378245.0
+_GCJ_EE = 0.00669342162296594323
+# BD-09's constants: pi * 3000 / 180 and its fixed shift.
+_BD_X_PI = np.pi * 3000.0 / 180.0
+_BD_DLON = 0.0065
+_BD_DLAT = 0.0060
+_DEFAULT_TOL_DEG = 1e-10
+_DEFAULT_MAX_ITER = 30
+
+FloatArray = npt.NDArray[np.float64]
+_T = TypeVar("_T")
+
+
+def _as_arrays(x: Any, y: Any) -> tuple[FloatArray, FloatArray, bool]:
+    """Return ``x, y`` as broadcast float64 arrays and whether both were scalars."""
+    try:
+        xa = np.asarray(x, dtype=np.float64)
+        ya = np.asarray(y, dtype=np.float64)
+        xb, yb = np.broadcast_arrays(xa, ya)
+    except (TypeError, ValueError) as err:
+        msg = (f"Coordinates must be numbers or arrays of numbers that broadcast together, got "
+               f"x={x!r}, y={y!r}. Convert text columns with pandas.to_numeric first.")
+        raise CoordinateError(msg) from err
+    return np.array(xb, dtype=np.float64), np.array(yb, dtype=np.float64), xa.ndim == ya.ndim == 0
+
+
+def _out(x: FloatArray, y: FloatArray, scalar: bool) -> Any:
+    if scalar:
+        return float(x), float(y)
+    return x, y
+
+
+def in_china(lon: npt.ArrayLike, lat: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Return where points lie in the rough box around China inside which GCJ-02 offsets apply."""
+    lon_a, lat_a, _ = _as_arrays(lon, lat)
+    return (lon_a >= 72.004) & (lon_a <= 137.8347) & (lat_a >= 0.8293) & (lat_a <= 55.8271)
+
+
+def _gcj_offset(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Return the GCJ-02 offset (dlon, dlat) in degrees at WGS84 points (zero outside China)."""
+    x = lon - 105.0
+    y = lat - 35.0
+    sqrt_abs_x = np.sqrt(np.abs(x))
+    common = (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    dlat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt_abs_x + common
+            + (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
+            + (160.0 * np.sin(y / 12.0 * np.pi) + 320.0 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0)
+    dlon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrt_abs_x + common
+            + (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
+            + (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0)
+    rad_lat = np.radians(lat)
+    magic = 1.0 - _GCJ_EE * np.sin(rad_lat) ** 2
+    sqrt_magic = np.sqrt(magic)
+    dlat = dlat * 180.0 / ((_GCJ_A * (1.0 - _GCJ_EE)) / (magic * sqrt_magic) * np.pi)
+    dlon = dlon * 180.0 / (_GCJ_A / sqrt_magic * np.cos(rad_lat) * np.pi)
+    outside = ~((lon >= 72.004) & (lon <= 137.8347) & (lat >= 0.8293) & (lat <= 55.8271))
+    return (np.where(outside, 0.0, dlon).astype(np.float64),
+            np.where(outside, 0.0, dlat).astype(np.float64))
+
+
+def _invert(
+    forward: Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]],
+    target_x: FloatArray, target_y: FloatArray, start_x: FloatArray, start_y: FloatArray,
+    *, tol_deg: float, max_iter: int, name: str,
+) -> tuple[FloatArray, FloatArray]:
+    """Solve ``forward(x, y) == target`` by fixed-point iteration from ``start``."""
+    shape = np.shape(start_x)
+    x, y = np.ravel(start_x).copy(), np.ravel(start_y).copy()
+    target_x, target_y = np.ravel(target_x), np.ravel(target_y)
+    active = np.isfinite(target_x) & np.isfinite(target_y)
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        fx, fy = forward(x[active], y[active])
+        dx = fx - target_x[active]
+        dy = fy - target_y[active]
+        x[active] -= dx
+        y[active] -= dy
+        still = (np.abs(dx) > tol_deg) | (np.abs(dy) > tol_deg)
+        idx = np.flatnonzero(active)
+        active[idx[~still]] = False
+    if active.any():
+        i = int(np.flatnonzero(active)[0])
+        msg = (f"{name}: the inverse did not converge to {tol_deg!r} degrees in {max_iter} "
+               f"iterations for {int(active.sum())} point(s), first at "
+               f"({target_x[i]!r}, {target_y[i]!r}). Check that the coordinates are degrees "
+               f"(lon, lat) in the stated system.")
+        raise CoordinateError(msg)
+    return x.reshape(shape), y.reshape(shape)
+
+
+def _wgs_to_gcj(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    dlon, dlat = _gcj_offset(lon, lat)
+    return lon + dlon, lat + dlat
+
+
+def _gcj_to_bd(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    z = np.hypot(lon, lat) + 0.00002 * np.sin(lat * _BD_X_PI)
+    theta = np.arctan2(lat, lon) + 0.000003 * np.cos(lon * _BD_X_PI)
+    return z * np.cos(theta) + _BD_DLON, z * np.sin(theta) + _BD_DLAT
+
+
+def _bd_to_gcj_rough(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    x = lon - _BD_DLON
+    y = lat - _BD_DLAT
+    z = np.hypot(x, y) - 0.00002 * np.sin(y * _BD_X_PI)
+    theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _BD_X_PI)
+    return z * np.cos(theta), z * np.sin(theta)
+
+
+@overload
+def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]: ...
+@overload
+def wgs84_to_gcj02(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
+def wgs84_to_gcj02(lon: Any, lat: Any) -> Any:
+    """Convert WGS84 longitude/latitude to GCJ-02 (Gaode/AMap, Tencent)."""
+    x, y, scalar = _as_arrays(lon, lat)
+    return _out(*_wgs_to_gcj(x, y), scalar)
+
+
+@overload
+def gcj02_to_wgs84(lon: float, lat: float, *, tol_deg: float = ...,
+                   max_iter: int = ...) -> tuple[float, float]: ...
+@overload
+def gcj02_to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike, *, tol_deg: float = ...,
+                   max_iter: int = ...) -> tuple[FloatArray, FloatArray]: ...
+def gcj02_to_wgs84(lon: Any, lat: Any, *, tol_deg: float = _DEFAULT_TOL_DEG,
+                   max_iter: int = _DEFAULT_MAX_ITER) -> Any:
+    """Convert GCJ-02 longitude/latitude to WGS84 by iterating the forward formula.
+
+    Parameters
+    ----------
+    lon, lat
+        GCJ-02 coordinates in degrees.
+    tol_deg
+        Stop when the forward image of the estimate is within this many degrees of the input
+        (1e-10 deg is about 0.01 mm).
+    max_iter
+        Iteration limit; :class:`~qyx_geo._errors.CoordinateError` if not reached.
+    """
+    x, y, scalar = _as_arrays(lon, lat)
+    dlon, dlat = _gcj_offset(x, y)
+    wx, wy = _invert(_wgs_to_gcj, x, y, x - dlon, y - dlat, tol_deg=tol_deg, max_iter=max_iter,
+                     name="gcj02_to_wgs84")
+    return _out(wx, wy, scalar)
+
+
+@overload
+def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]: ...
+@overload
+def gcj02_to_bd09(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
+def gcj02_to_bd09(lon: Any, lat: Any) -> Any:
+    """Convert GCJ-02 longitude/latitude to BD-09 (Baidu)."""
+    x, y, scalar = _as_arrays(lon, lat)
+    return _out(*_gcj_to_bd(x, y), scalar)
+
+
+@overload
+def bd09_to_gcj02(lon: float, lat: float, *, tol_deg: float = ...,
+                  max_iter: int = ...) -> tuple[float, float]: ...
+@overload
+def bd09_to_gcj02(lon: npt.ArrayLike, lat: npt.ArrayLike, *, tol_deg: float = ...,
+                  max_iter: int = ...) -> tuple[FloatArray, FloatArray]: ...
+def bd09_to_gcj02(lon: Any, lat: Any, *, tol_deg: float = _DEFAULT_TOL_DEG,
+                  max_iter: int = _DEFAULT_MAX_ITER) -> Any:
+    """Convert BD-09 longitude/latitude to GCJ-02, refining the closed-form inverse by iteration."""
+    x, y, scalar = _as_arrays(lon, lat)
+    sx, sy = _bd_to_gcj_rough(x, y)
+    gx, gy = _invert(_gcj_to_bd, x, y, sx, sy, tol_deg=tol_deg, max_iter=max_iter,
+                     name="bd09_to_gcj02")
+    return _out(gx, gy, scalar)
+
+
+@overload
+def wgs84_to_bd09(lon: float, lat: float) -> tuple[float, float]: ...
+@overload
+def wgs84_to_bd09(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
+def wgs84_to_bd09(lon: Any, lat: Any) -> Any:
+    """Convert WGS84 longitude/latitude to BD-09 (Baidu)."""
+    x, y, scalar = _as_arrays(lon, lat)
+    return _out(*_gcj_to_bd(*_wgs_to_gcj(x, y)), scalar)
+
+
+@overload
+def bd09_to_wgs84(lon: float, lat: float, *, tol_deg: float = ...,
+                  max_iter: int = ...) -> tuple[float, float]: ...
+@overload
+def bd09_to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike, *, tol_deg: float = ...,
+                  max_iter: int = ...) -> tuple[FloatArray, FloatArray]: ...
+def bd09_to_wgs84(lon: Any, lat: Any, *, tol_deg: float = _DEFAULT_TOL_DEG,
+                  max_iter: int = _DEFAULT_MAX_ITER) -> Any:
+    """Convert BD-09 longitude/latitude to WGS84 (BD-09 → GCJ-02 → WGS84, both iterated)."""
+    x, y, scalar = _as_arrays(lon, lat)
+    gx, gy = bd09_to_gcj02(x, y, tol_deg=tol_deg, max_iter=max_iter)
+    wx, wy = gcj02_to_wgs84(gx, gy, tol_deg=tol_deg, max_iter=max_iter)
+    return _out(np.asarray(wx), np.asarray(wy), scalar)
+
+
+@functools.lru_cache(maxsize=8)
+def _transformer(src: str, dst: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(src, dst, always_xy=True)
+
+
+def _check_crs(crs: object, argument: str) -> str:
+    if crs not in CRS_NAMES:
+        msg = (f"{argument}={crs!r} is not a supported coordinate system; use one of "
+               f"{CRS_NAMES!r} (gcj02: Gaode/AMap/Tencent, bd09: Baidu, cgcs2000: EPSG:4490, "
+               f"epsg4549: CGCS2000 / 3-degree Gauss-Kruger CM 120E in metres).")
+        raise CoordinateError(msg)
+    return str(crs)
+
+
+def _to_wgs84_arrays(x: FloatArray, y: FloatArray, crs: str) -> tuple[FloatArray, FloatArray]:
+    if crs == "wgs84":
+        return x, y
+    if crs == "gcj02":
+        return gcj02_to_wgs84(x, y)
+    if crs == "bd09":
+        return bd09_to_wgs84(x, y)
+    lon, lat = _transformer(_EPSG[crs], "EPSG:4326").transform(x, y)
+    return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+def _from_wgs84_arrays(lon: FloatArray, lat: FloatArray, crs: str) -> tuple[FloatArray, FloatArray]:
+    if crs == "wgs84":
+        return lon, lat
+    if crs == "gcj02":
+        return wgs84_to_gcj02(lon, lat)
+    if crs == "bd09":
+        return wgs84_to_bd09(lon, lat)
+    x, y = _transformer("EPSG:4326", _EPSG[crs]).transform(lon, lat)
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+@overload
+def to_wgs84(x: float, y: float, *, crs: CrsName) -> tuple[float, float]: ...
+@overload
+def to_wgs84(x: npt.ArrayLike, y: npt.ArrayLike, *,
+             crs: CrsName) -> tuple[FloatArray, FloatArray]: ...
+def to_wgs84(x: Any, y: Any, *, crs: CrsName) -> Any:
+    """Convert coordinates in ``crs`` to WGS84 longitude/latitude.
+
+    Parameters
+    ----------
+    x, y
+        Longitude/latitude in degrees, or easting/northing in metres for ``"epsg4549"``.
+    crs
+        Source system, one of :data:`CRS_NAMES`.
+
+    Returns
+    -------
+    tuple
+        ``(lon, lat)`` in WGS84 degrees: floats for scalar input, float64 arrays otherwise.
+    """
+    name = _check_crs(crs, "crs")
+    xa, ya, scalar = _as_arrays(x, y)
+    return _out(*_to_wgs84_arrays(xa, ya, name), scalar)
+
+
+@overload
+def from_wgs84(lon: float, lat: float, *, crs: CrsName) -> tuple[float, float]: ...
+@overload
+def from_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike, *,
+               crs: CrsName) -> tuple[FloatArray, FloatArray]: ...
+def from_wgs84(lon: Any, lat: Any, *, crs: CrsName) -> Any:
+    """Convert WGS84 longitude/latitude to ``crs`` (the inverse of :func:`to_wgs84`)."""
+    name = _check_crs(crs, "crs")
+    xa, ya, scalar = _as_arrays(lon, lat)
+    return _out(*_from_wgs84_arrays(xa, ya, name), scalar)
+
+
+@overload
+def convert(x: float, y: float, *, src: CrsName, dst: CrsName) -> tuple[float, float]: ...
+@overload
+def convert(x: npt.ArrayLike, y: npt.ArrayLike, *, src: CrsName,
+            dst: CrsName) -> tuple[FloatArray, FloatArray]: ...
+def convert(x: Any, y: Any, *, src: CrsName, dst: CrsName) -> Any:
+    """Convert coordinates from ``src`` to ``dst`` (through WGS84 unless they are equal)."""
+    src_name = _check_crs(src, "src")
+    dst_name = _check_crs(dst, "dst")
+    xa, ya, scalar = _as_arrays(x, y)
+    if src_name != dst_name:
+        xa, ya = _from_wgs84_arrays(*_to_wgs84_arrays(xa, ya, src_name), dst_name)
+    return _out(xa, ya, scalar)
+
+
+def transform_geometry(geometry: _T, *, src: CrsName, dst: CrsName) -> _T:
+    """Return a copy of ``geometry`` with every vertex converted from ``src`` to ``dst``.
+
+    Parameters
+    ----------
+    geometry
+        A shapely geometry, an array of them, a GeoSeries or a GeoDataFrame (whose active
+        geometry column is converted). The input is not modified.
+    src, dst
+        Systems of :data:`CRS_NAMES`. GeoSeries/GeoDataFrames are labelled with the matching EPSG
+        code; GCJ-02 and BD-09 have none and are labelled EPSG:4326, which is what web maps drawn
+        on Gaode/Baidu tiles expect.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> p = transform_geometry(shapely.Point(121.2467, 30.1703), src="wgs84", dst="gcj02")
+    >>> round(p.x, 5), round(p.y, 5)
+    (121.25104, 30.16785)
+    """
+    src_name = _check_crs(src, "src")
+    dst_name = _check_crs(dst, "dst")
+
+    def _fn(coords: FloatArray) -> FloatArray:
+        if src_name == dst_name or len(coords) == 0:
+            return coords
+        x, y = convert(coords[:, 0], coords[:, 1], src=src, dst=dst)
+        return np.column_stack([x, y])
+
+    import geopandas as gpd
+
+    if isinstance(geometry, gpd.GeoDataFrame):
+        out = geometry.copy()
+        col = out.geometry.name
+        out[col] = transform_geometry(out.geometry, src=src, dst=dst)
+        return out
+    if isinstance(geometry, gpd.GeoSeries):
+        values = shapely.transform(np.asarray(geometry.array, dtype=object), _fn)
+        return gpd.GeoSeries(values, index=geometry.index, crs=_EPSG[dst_name],
+                             name=geometry.name)
+    if isinstance(geometry, shapely.Geometry | np.ndarray):
+        return shapely.transform(geometry, _fn)
+    msg = (f"transform_geometry: geometry must be a shapely geometry, an array of them, a "
+           f"GeoSeries or a GeoDataFrame, got {type(geometry).__name__!r}.")
+    raise CoordinateError(msg)
