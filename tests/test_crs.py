@@ -40,7 +40,8 @@ def _peer(fn, lon: float, lat: float) -> tuple[float, float]:
 @settings(max_examples=300, deadline=None)
 @given(lon=CHINA_LON, lat=CHINA_LAT)
 def test_forward_matches_prcoords(lon: float, lat: float) -> None:
-    for ours, theirs in ((crs.wgs84_to_gcj02, prcoords.wgs_gcj), (crs.wgs84_to_bd09, prcoords.wgs_bd),
+    for ours, theirs in ((crs.wgs84_to_gcj02, prcoords.wgs_gcj),
+                         (crs.wgs84_to_bd09, prcoords.wgs_bd),
                          (crs.gcj02_to_bd09, prcoords.gcj_bd)):
         got = ours(lon, lat)
         want = _peer(theirs, lon, lat)
