@@ -379,7 +379,8 @@ def solve_milp(
     rows = [sp.hstack([-gt, sp.identity(n_g), sp.csr_matrix((n_g, n_u))])]
     lb, ub = [np.full(n_g, -np.inf)], [np.zeros(n_g)]
     member = sp.csr_matrix((r.group_pop, (r.group_unit, np.arange(n_g))), shape=(n_u, n_g))
-    rows.append(sp.hstack([sp.csr_matrix((n_u, n_c)), member, -sp.diags(np.maximum(r.need - _POP_TOL, 0.0))]))
+    need = sp.diags(np.maximum(r.need - _POP_TOL, 0.0))
+    rows.append(sp.hstack([sp.csr_matrix((n_u, n_c)), member, -need]))
     lb.append(np.zeros(n_u))
     ub.append(np.full(n_u, np.inf))
     if objective == "min_sites":

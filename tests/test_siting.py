@@ -1,0 +1,220 @@
+"""Tests of qyx_geo.siting: the optimisation core on hand-checked instances, then the county."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from qyx_geo._errors import SettingsError, SolverError
+from qyx_geo._siting_model import (
+    CoverageProblem,
+    gain_order,
+    reduce_problem,
+    solve_greedy,
+    solve_milp,
+)
+
+
+def _problem(cover_sets, *, n_clusters, pop=None, unit=None, covered=(), required=None,
+             min_share=0.8, cost=None, judged=None):
+    cover = np.zeros((len(cover_sets), n_clusters), dtype=bool)
+    for c, ks in enumerate(cover_sets):
+        cover[c, list(ks)] = True
+    unit = np.arange(n_clusters) if unit is None else np.asarray(unit)
+    n_units = int(unit.max()) + 1
+    judged = np.ones(n_units, dtype=bool) if judged is None else np.asarray(judged)
+    covered_now = np.zeros(n_clusters, dtype=bool)
+    covered_now[list(covered)] = True
+    return CoverageProblem(
+        cover=sp.csr_matrix(cover),
+        pop=np.full(n_clusters, 10.0) if pop is None else np.asarray(pop, dtype=float),
+        unit=unit, covered_now=covered_now, judged=judged, min_share=min_share,
+        required_units=int(judged.sum()) if required is None else required,
+        cost=None if cost is None else np.asarray(cost, dtype=float),
+    )
+
+
+def _passing(problem, chosen):
+    """Judged units passing with ``chosen`` open — computed independently of the model."""
+    reached = problem.covered_now | (np.asarray(problem.cover[list(chosen), :].sum(axis=0))
+                                     .ravel() > 0)
+    got = np.bincount(problem.unit, weights=np.where(reached, problem.pop, 0.0),
+                      minlength=problem.n_units)
+    total = np.bincount(problem.unit, weights=problem.pop, minlength=problem.n_units)
+    ok = (total > 0) & (got >= problem.min_share * total - 1e-9)
+    return int((ok & problem.judged).sum())
+
+
+# Six one-cluster units. Greedy takes the big set {1,2,3,4} first and then needs two more
+# sites for units 0 and 5; the optimum is the two side sets {0,1,2} and {3,4,5}.
+TRAP = {"cover_sets": [{1, 2, 3, 4}, {0, 1, 2}, {3, 4, 5}], "n_clusters": 6}
+
+
+def test_set_covering_milp_beats_greedy_on_the_trap():
+    r = reduce_problem(_problem(**TRAP))
+    exact = solve_milp(r, objective="min_sites")
+    greedy = solve_greedy(r, objective="min_sites")
+    assert exact.chosen.tolist() == [1, 2]
+    assert (exact.objective, exact.bound, exact.gap, exact.status) == (2.0, 2.0, 0.0, "optimal")
+    assert greedy.chosen.tolist() == [0, 1, 2]
+    assert greedy.objective == 3.0
+    assert exact.units_newly_passing == greedy.units_newly_passing == 6
+
+
+def test_maximal_covering_with_max_sites():
+    r = reduce_problem(_problem(**TRAP))
+    one = solve_milp(r, objective="max_units", max_sites=1)
+    assert (one.chosen.tolist(), one.objective) == ([0], 4.0)
+    two = solve_milp(r, objective="max_units", max_sites=2)
+    assert (two.chosen.tolist(), two.objective, two.bound) == ([1, 2], 6.0, 6.0)
+    greedy_two = solve_greedy(r, objective="max_units", max_sites=2)
+    assert greedy_two.chosen.size == 2
+    assert greedy_two.objective == 5.0
+    assert solve_milp(r, objective="max_units", max_sites=0).chosen.size == 0
+
+
+def test_budget_is_respected():
+    problem = _problem(**TRAP, cost=[1.0, 3.0, 3.0])
+    r = reduce_problem(problem)
+    for sol in (solve_milp(r, objective="max_units", budget=4.0),
+                solve_greedy(r, objective="max_units", budget=4.0)):
+        assert problem.costs()[sol.chosen].sum() <= 4.0
+        assert sol.objective == 5.0
+        assert _passing(problem, sol.chosen) == 5
+    # a budget below every cost opens nothing
+    assert solve_milp(r, objective="max_units", budget=0.5).chosen.size == 0
+
+
+def test_existing_coverage_is_respected():
+    # units 0 and 5 are covered today: the big site alone finishes the job
+    problem = _problem(**TRAP, covered={0, 5})
+    r = reduce_problem(problem)
+    assert r.passing_now == 2
+    assert r.stats["units_open"] == 4
+    for sol in (solve_milp(r, objective="min_sites"), solve_greedy(r, objective="min_sites")):
+        assert sol.chosen.tolist() == [0]
+    # a target already met needs nothing
+    met = reduce_problem(_problem(**TRAP, covered=set(range(6))))
+    assert solve_milp(met, objective="min_sites").status == "nothing_to_do"
+
+
+def test_min_share_within_a_unit():
+    # one unit of three clusters (50, 30, 20 residents) needs 80 % = 80 residents:
+    # site 0 reaches the 50, site 1 the 30, site 2 the 30 and the 20 (only 50).
+    problem = _problem([{0}, {1}, {1, 2}], n_clusters=3, pop=[50, 30, 20], unit=[0, 0, 0])
+    r = reduce_problem(problem)
+    sol = solve_milp(r, objective="min_sites")
+    assert sol.objective == 2.0
+    assert _passing(problem, sol.chosen) == 1
+    # site 1 is dominated by site 2 (same cost, fewer clusters)
+    assert r.stats["candidates_dominated"] == 1
+    assert sol.chosen.tolist() == [0, 2]
+    # at min_share 1.0 all three clusters are needed: sites 0 and 2
+    full = solve_milp(reduce_problem(_problem([{0}, {1}, {1, 2}], n_clusters=3,
+                                              pop=[50, 30, 20], unit=[0, 0, 0],
+                                              min_share=1.0)), objective="min_sites")
+    assert full.chosen.tolist() == [0, 2]
+
+
+def test_partial_target_picks_the_cheapest_units():
+    # 4 units, target 3: units 0-2 share one site, unit 3 needs its own
+    problem = _problem([{0, 1, 2}, {3}], n_clusters=4, required=3)
+    sol = solve_milp(reduce_problem(problem), objective="min_sites")
+    assert sol.chosen.tolist() == [0]
+
+
+def test_unreachable_units_make_the_target_infeasible():
+    # cluster 3 (unit 3) is reached by no candidate
+    problem = _problem([{0, 1}, {2}], n_clusters=4)
+    r = reduce_problem(problem)
+    assert r.unreachable.tolist() == [3]
+    for solve in (solve_milp, solve_greedy):
+        with pytest.raises(SolverError, match=r"1 failing unit\(s\) cannot reach"):
+            solve(r, objective="min_sites")
+    # the best partial plan is still available
+    assert solve_milp(r, objective="max_units", max_sites=5).objective == 3.0
+    # with a target of 3 of 4 it is feasible
+    ok = solve_milp(reduce_problem(_problem([{0, 1}, {2}], n_clusters=4, required=3)),
+                    objective="min_sites")
+    assert ok.objective == 2.0
+
+
+def test_unjudged_units_are_ignored():
+    # unit 1 is not judged (e.g. a community for the village sports target)
+    problem = _problem([{0}, {1}], n_clusters=2, judged=[True, False])
+    sol = solve_milp(reduce_problem(problem), objective="min_sites")
+    assert sol.chosen.tolist() == [0]
+
+
+def test_gain_order_puts_the_biggest_gain_first():
+    problem = _problem([{0}, {1, 2, 3}, {4, 5}], n_clusters=6)
+    r = reduce_problem(problem)
+    order, units, residents = gain_order(r, np.array([0, 1, 2]))
+    assert order.tolist() == [1, 2, 0]
+    assert units.tolist() == [3, 2, 1]
+    assert residents.tolist() == [30.0, 20.0, 10.0]
+
+
+def test_results_are_deterministic():
+    rng = np.random.default_rng(7)
+    problem = _random_problem(rng, n_cand=30, n_units=12)
+    r = reduce_problem(problem)
+    first = [solve_milp(r, objective="min_sites").chosen.tolist(),
+             solve_greedy(r, objective="min_sites").chosen.tolist()]
+    for _ in range(2):
+        r2 = reduce_problem(problem)
+        assert [solve_milp(r2, objective="min_sites").chosen.tolist(),
+                solve_greedy(r2, objective="min_sites").chosen.tolist()] == first
+
+
+def _random_problem(rng, *, n_cand, n_units, per_unit=3, density=0.12, required=None):
+    n_clusters = n_units * per_unit
+    cover = rng.random((n_cand, n_clusters)) < density
+    unit = np.repeat(np.arange(n_units), per_unit)
+    pop = rng.integers(1, 60, n_clusters).astype(float)
+    covered = rng.random(n_clusters) < 0.2
+    problem = CoverageProblem(cover=sp.csr_matrix(cover), pop=pop, unit=unit,
+                              covered_now=covered, judged=np.ones(n_units, dtype=bool),
+                              min_share=0.7, required_units=0)
+    reachable = _passing(problem, range(n_cand))
+    return CoverageProblem(cover=sp.csr_matrix(cover), pop=pop, unit=unit, covered_now=covered,
+                           judged=np.ones(n_units, dtype=bool), min_share=0.7,
+                           required_units=reachable if required is None else required)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_milp_matches_brute_force_on_small_random_instances(seed):
+    rng = np.random.default_rng(seed)
+    problem = _random_problem(rng, n_cand=9, n_units=6, density=0.25)
+    r = reduce_problem(problem)
+    best = next(k for k in range(problem.n_candidates + 1)
+                if any(_passing(problem, s) >= problem.required_units
+                       for s in itertools.combinations(range(problem.n_candidates), k)))
+    exact = solve_milp(r, objective="min_sites")
+    greedy = solve_greedy(r, objective="min_sites")
+    assert exact.objective == best
+    assert _passing(problem, exact.chosen) >= problem.required_units
+    assert _passing(problem, greedy.chosen) >= problem.required_units
+    assert greedy.objective >= exact.objective
+    # maximal covering with half the optimum's sites
+    p = max(1, best // 2)
+    most = max(_passing(problem, s) for s in itertools.combinations(range(problem.n_candidates), p))
+    mc = solve_milp(r, objective="max_units", max_sites=p)
+    assert r.passing_now + mc.objective == most
+    assert _passing(problem, mc.chosen) == most
+    assert mc.chosen.size <= p
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(SettingsError, match="pop"):
+        _problem(**TRAP, pop=[1, 2, 3])
+    with pytest.raises(SettingsError, match="required_units"):
+        _problem(**TRAP, required=7)
+    r = reduce_problem(_problem(**TRAP))
+    with pytest.raises(SettingsError, match="max_sites"):
+        solve_milp(r, objective="max_units", max_sites=-1)
+    with pytest.raises(SettingsError, match="time_limit_s"):
+        solve_milp(r, objective="min_sites", time_limit_s=0)
