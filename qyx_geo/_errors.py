@@ -9,6 +9,7 @@ value with ``!r`` and say the fix.
 from __future__ import annotations
 
 __all__ = [
+    "AssetError",
     "ColumnError",
     "CoordinateError",
     "DataFileError",
@@ -82,3 +83,7 @@ class NoTargetError(LookupError, QyxGeoError):
 
 class SolverError(RuntimeError, QyxGeoError):
     """An optimisation problem could not be solved (infeasible, time limit, solver failure)."""
+
+
+class AssetError(LookupError, QyxGeoError):
+    """A script, style or font that an offline map needs is not vendored in ``qyx_geo/_assets``."""
