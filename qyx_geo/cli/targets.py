@@ -1,13 +1,86 @@
-"""``qyx targets``: placeholder registered until its issue lands."""
+"""``qyx targets``: the plan's targets for a year — the 21 indicators and the spatial targets."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+
+from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS, YearTargets, targets_for_year
 
 __all__ = ["register"]
 
+_OP_ZH = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``targets`` sub-command (not yet built)."""
-    p = sub.add_parser("targets", help="(尚未实现 / not built yet)")
-    p.set_defaults(func=lambda args: 2)
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    """Add the ``targets`` sub-command."""
+    p = sub.add_parser(
+        "targets",
+        help="规划目标(21项指标与空间目标)/ the plan's targets for a year",
+        description="列出《慈溪市公共服务“七优享”工程实施方案(2023—2027年)》某一年的21项指标目标"
+                    "与空间目标(附条款原文)。 Lists the plan's 21 indicators and its spatial "
+                    "targets (with the clauses that set them) for one year.",
+    )
+    p.add_argument("--year", type=int, default=PLAN_YEARS[-1],
+                   help=f"年份 / year, {BASELINE_YEAR} (基期 baseline) 或 {PLAN_YEARS[0]}–"
+                        f"{PLAN_YEARS[-1]} (default {PLAN_YEARS[-1]})")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出 / print JSON")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    yt = targets_for_year(args.year)
+    if args.json:
+        print(json.dumps(_as_json(yt), ensure_ascii=False, indent=2))
+        return 0
+    print(f"《慈溪市公共服务“七优享”工程实施方案(2023—2027年)》{yt.year}年目标 / "
+          f"plan targets for {yt.year}")
+    print()
+    print(f"一、五年目标表(21项指标)/ indicator table ({BASELINE_YEAR}年基期 → {yt.year}年)")
+    domain = None
+    for number, row in yt.indicators.iterrows():
+        if row["domain"] != domain:
+            domain = row["domain"]
+            print(f"  【{domain}】")
+        print(f"  {number:>2}. {row['label']}: {row['baseline']} → {row['text']}")
+    print()
+    print("二、空间目标 / spatial targets")
+    for key, target in yt.spatial.items():
+        st = yt.spatial_targets[key]
+        services = ", ".join(st.services)
+        if target is None:
+            stated = [y for y, t in st.years.items() if t is not None]
+            figure = f"本年度无目标 / no target (规划年份 / stated for: {stated})"
+        else:
+            shown = (f"{target.value:.0%}" if st.unit == "share" else f"{target.value:g}")
+            figure = f"{_OP_ZH[target.op]}{shown} ({target.text})"
+        print(f"  ● {st.measure_zh} [{key}; {services}]: {figure}")
+        print(f"    {st.measure_en}")
+        for clause in st.clauses:
+            print(f"    {clause.cite()}")
+    return 0
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _as_json(yt: YearTargets) -> dict[str, object]:
+    indicators = [
+        {"number": int(n), "domain": r["domain"], "name": r["name"], "unit": r["unit"],
+         "label": r["label"], "direction": r["direction"], "baseline_2022": r["baseline"],
+         "text": r["text"], "op": r["op"], "value": _num(float(r["value"]))}
+        for n, r in yt.indicators.iterrows()
+    ]
+    spatial = []
+    for key, target in yt.spatial.items():
+        st = yt.spatial_targets[key]
+        spatial.append({
+            "key": key, "kind": st.kind, "services": list(st.services),
+            "measure_zh": st.measure_zh, "measure_en": st.measure_en, "unit": st.unit,
+            "target": None if target is None else target.to_dict(),
+            "clauses": [{"location": c.location, "text": c.text} for c in st.clauses],
+            "reading": st.reading,
+        })
+    return {"year": yt.year, "indicators": indicators, "spatial_targets": spatial}
