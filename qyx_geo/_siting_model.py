@@ -66,8 +66,9 @@ class CoverageProblem:
     Attributes
     ----------
     cover
-        ``(n_candidates, n_clusters)`` sparse matrix; a stored non-zero means candidate c reaches
-        cluster k within the service's threshold.
+        ``(n_candidates, n_clusters)`` sparse matrix; a *stored* entry (even an explicit 0.0,
+        as :func:`qyx_geo.engine.catchment_matrix` stores for a distance of 0 m) means
+        candidate c reaches cluster k within the service's threshold.
     pop
         ``(n_clusters,)`` residents of the service's demand group per cluster (``>= 0``).
     unit
@@ -97,8 +98,11 @@ class CoverageProblem:
     cost: NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
-        cover = sp.csr_matrix(self.cover, dtype=bool)
-        cover.eliminate_zeros()
+        # reachability is the sparsity structure: a stored 0.0 m (site on the spot) counts
+        src = sp.csr_matrix(self.cover)
+        src.sum_duplicates()
+        cover = sp.csr_matrix((np.ones(src.nnz, dtype=bool), src.indices.copy(),
+                               src.indptr.copy()), shape=src.shape)
         n_cand, n_clu = cover.shape
         pop = np.asarray(self.pop, dtype=float)
         unit = np.asarray(self.unit, dtype=np.int64)

@@ -218,3 +218,14 @@ def test_bad_inputs_are_refused():
         solve_milp(r, objective="max_units", max_sites=-1)
     with pytest.raises(SettingsError, match="time_limit_s"):
         solve_milp(r, objective="min_sites", time_limit_s=0)
+
+
+def test_explicit_zero_distance_counts_as_reached():
+    # catchment_matrix stores 0.0 m for a demand point at the very spot of a candidate
+    dist = sp.csr_matrix((np.array([0.0, 250.0]), np.array([0, 1]), np.array([0, 1, 2])),
+                         shape=(2, 2))
+    problem = CoverageProblem(cover=dist, pop=np.array([5.0, 5.0]), unit=np.array([0, 1]),
+                              covered_now=np.zeros(2, dtype=bool),
+                              judged=np.ones(2, dtype=bool), min_share=0.8, required_units=2)
+    assert problem.cover.nnz == 2
+    assert solve_milp(reduce_problem(problem), objective="min_sites").chosen.tolist() == [0, 1]
