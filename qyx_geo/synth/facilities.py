@@ -89,7 +89,7 @@ def short_unit_name(name: str) -> str:
 
 def _near(anchor: np.ndarray, cell: shapely.Geometry, sd_m: float,
           rng: np.random.Generator) -> tuple[float, float]:
-    """Return a point a short walk from ``anchor`` that stays inside ``cell`` (else ``anchor`` itself)."""
+    """Return a point a short walk from ``anchor`` inside ``cell`` (else ``anchor`` itself)."""
     for _ in range(50):
         p = anchor + rng.normal(0.0, sd_m, size=2)
         if shapely.contains_xy(cell, p[0], p[1]):
@@ -159,7 +159,8 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
                              _round_to(rng.uniform(60, 120), 5),
                              _near(seat_xy[t], cell, 900.0, rng), "synthetic", 1))
         rows.append(_Row("canteen", f"{tname}老年食堂", "老年食堂",
-                         _round_to(rng.uniform(80, 160), 10), _near(seat_xy[t], cell, 150.0, rng), "synthetic", 1))
+                         _round_to(rng.uniform(80, 160), 10),
+                         _near(seat_xy[t], cell, 150.0, rng), "synthetic", 1))
         if town["kind"] == "镇":
             if not any(n.startswith(tname) for n in osm_health_centres):
                 rows.append(_Row("clinic", f"{tname}卫生院", "卫生院",
@@ -187,7 +188,8 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
             level = _UNIT_LEVEL[layer][0 if kind != "村委会" else 1]
             capacity = math.nan
             if layer == "nursery":
-                capacity = _round_to(15 + unit_pop.loc[code, "pop_0_3"] * rng.uniform(0.08, 0.16), 5)
+                young = unit_pop.loc[code, "pop_0_3"]
+                capacity = _round_to(15 + young * rng.uniform(0.08, 0.16), 5)
             elif layer == "canteen":
                 capacity = _round_to(min(80, 20 + unit_pop.loc[code, "pop_60p"] / 40), 5)
             rows.append(_Row(layer, f"{label}{_UNIT_SUFFIX[level]}", level, capacity,
