@@ -1,0 +1,408 @@
+"""The audit: every service, every village/community, against the plan's targets for a year.
+
+:func:`run_audit` takes a loaded :class:`qyx_geo.dataset.Dataset` and a street network (an osmnx
+graph or prepared :class:`~qyx_geo.engine.NetworkArrays`), converts the network to engine arrays
+once, snaps the demand points once, and reuses both for every service: one multi-source shortest
+path pass per service, then :mod:`qyx_geo.coverage` scoring. It reads no files; the CLI and
+notebooks load the data.
+
+The result (:class:`AuditResult`, one :class:`ServiceAudit` per service) is the contract consumed
+by :mod:`qyx_geo.report`, :mod:`qyx_geo.maps`, :mod:`qyx_geo.siting` and the notebooks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import geopandas as gpd
+import networkx as nx
+import pandas as pd
+
+from qyx_geo._errors import ColumnError, NoTargetError, SettingsError, UnknownCodeError
+from qyx_geo.coverage import (
+    capacity_by_unit,
+    county_summary,
+    coverage_gaps,
+    township_table,
+    unit_coverage,
+)
+from qyx_geo.engine import NetworkArrays, build_arrays, nearest_facility, snap_points, two_step_fca
+from qyx_geo.schema import WGS84
+from qyx_geo.services import Service, get_service, service_ids
+from qyx_geo.settings import Settings
+from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS, target_for
+
+__all__ = ["AuditResult", "ProgressCallback", "ServiceAudit", "run_audit", "threshold_for"]
+
+log = logging.getLogger(__name__)
+
+#: ``progress(step, done, total)`` is called before each step of :func:`run_audit`.
+ProgressCallback = Callable[[str, int, int], None]
+
+#: Columns of the per-point table of a :class:`ServiceAudit`, besides the demand columns.
+POINT_RESULT_COLUMNS = ("minutes", "dist_m", "facility_id", "snap_dist_m", "too_far", "within")
+
+
+class _DatasetLike(Protocol):
+    """What :func:`run_audit` needs of a :class:`qyx_geo.dataset.Dataset`."""
+
+    units: gpd.GeoDataFrame
+    townships: gpd.GeoDataFrame
+    demand: gpd.GeoDataFrame
+    facilities: Mapping[str, gpd.GeoDataFrame]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceAudit:
+    """The audit of one service (see docs/audit.md for every column).
+
+    Attributes
+    ----------
+    service
+        The registry entry (:class:`qyx_geo.services.Service`).
+    year
+        Year of the targets.
+    threshold_minutes
+        Travel-time threshold used.
+    points
+        Demand points (index ``id``, WGS84) with ``minutes``, ``dist_m``, ``facility_id``,
+        ``snap_dist_m``, ``too_far`` and ``within``.
+    units
+        Villages/communities (index: 12-digit code, WGS84 polygons), columns
+        :data:`qyx_geo.coverage.UNIT_RESULT_COLUMNS`.
+    townships
+        Per township (index: 9-digit code): units judged/passing, share passing, target, met,
+        shortfall and rank (1 = best).
+    county
+        ``units_judged``, ``units_passing``, ``share_passing``, ``target`` (Target or None),
+        ``met`` (None without a target), ``shortfall_units``, ``residents_within_share``,
+        ``population``, ``population_within``, ``target_note`` (why there is no target),
+        ``points_too_far`` and, for nurseries, ``capacity``.
+    gaps
+        Uncovered demand points with unit, residents and minutes to the nearest facility.
+    capacity
+        Nurseries: 2SFCA places per 1,000 residents per unit (``None`` for other services).
+    facilities
+        The facility layer the audit used (the dataset's, or an override).
+    mode
+        Travel mode used (``walk``, ``elderly_walk`` or ``cycle``).
+    """
+
+    service: Service
+    year: int
+    threshold_minutes: float
+    points: gpd.GeoDataFrame
+    units: gpd.GeoDataFrame
+    townships: pd.DataFrame
+    county: dict[str, Any]
+    gaps: gpd.GeoDataFrame
+    capacity: pd.DataFrame | None = None
+    facilities: gpd.GeoDataFrame | None = None
+    mode: str = "walk"
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditResult:
+    """A whole audit: one :class:`ServiceAudit` per service, with what it ran on.
+
+    Attributes
+    ----------
+    year
+        Year of the targets.
+    settings
+        Settings used (speeds, mode, snap limit, min share, thresholds).
+    services
+        Service id -> :class:`ServiceAudit`, in the order audited.
+    dataset
+        The dataset audited (facility layers replaced by any overrides).
+    timings_s
+        Seconds per step: ``build_arrays``, ``snap_demand``, one per service (and
+        ``<service>.capacity``), ``total``.
+    net
+        The engine arrays used (reuse them for isochrones, siting, further runs).
+    township_codes
+        Township filter applied (``None``: the whole county).
+    """
+
+    year: int
+    settings: Settings
+    services: dict[str, ServiceAudit]
+    dataset: Any
+    timings_s: dict[str, float]
+    net: NetworkArrays | None = None
+    township_codes: tuple[str, ...] | None = None
+
+
+def threshold_for(service: str | Service, settings: Settings | None = None) -> float:
+    """Return the threshold in minutes for ``service``: the settings' override or the registry's."""
+    svc = get_service(service)
+    settings = settings or Settings()
+    return float(settings.threshold_minutes.get(svc.id, svc.threshold_minutes))
+
+
+def _check_year(year: object) -> int:
+    if isinstance(year, bool) or not isinstance(year, int) or not (
+            BASELINE_YEAR <= year <= PLAN_YEARS[-1]):
+        msg = (f"year must be a year of the plan, {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} (or the "
+               f"{BASELINE_YEAR} baseline), got {year!r}.")
+        raise SettingsError(msg)
+    return year
+
+
+def _resolve_services(services: Iterable[str | Service] | None) -> list[Service]:
+    if services is None:
+        return [get_service(s) for s in service_ids()]
+    if isinstance(services, str | Service):
+        services = [services]
+    out: list[Service] = []
+    for s in services:
+        svc = get_service(s)
+        if svc.id not in {o.id for o in out}:
+            out.append(svc)
+    if not out:
+        msg = f"services is empty; choose from {service_ids()!r}."
+        raise SettingsError(msg)
+    return out
+
+
+def _resolve_townships(dataset: _DatasetLike, townships: Iterable[str] | None,
+                       ) -> tuple[str, ...] | None:
+    if townships is None:
+        return None
+    if isinstance(townships, str):
+        townships = [townships]
+    table = dataset.townships
+    by_name = {str(n): str(c) for c, n in table["name"].items()}
+    codes: list[str] = []
+    for item in townships:
+        key = str(item).strip()
+        if key in table.index:
+            codes.append(key)
+        elif key in by_name:
+            codes.append(by_name[key])
+        else:
+            msg = (f"Unknown township {item!r}; give a 9-digit code or a name such as "
+                   f"{sorted(by_name)[:3]!r} (see `qyx info`).")
+            raise UnknownCodeError(msg)
+    if not codes:
+        msg = "townships is empty; leave it out to audit the whole county."
+        raise SettingsError(msg)
+    return tuple(dict.fromkeys(codes))
+
+
+def _resolve_network(dataset: Any, network: nx.MultiDiGraph | NetworkArrays | None,
+                     ) -> tuple[NetworkArrays, bool]:
+    net = network if network is not None else getattr(dataset, "network", None)
+    if isinstance(net, NetworkArrays):
+        return net, False
+    if isinstance(net, nx.MultiDiGraph | nx.MultiGraph | nx.DiGraph | nx.Graph):
+        return build_arrays(net), True
+    msg = ("run_audit needs a street network: pass network=qyx_geo.network.load_network("
+           "'default') (an osmnx graph) or prepared qyx_geo.engine.build_arrays(...) arrays; got "
+           f"{type(net).__name__!r}.")
+    raise SettingsError(msg)
+
+
+def _facility_layer(dataset: _DatasetLike, service: Service,
+                    facilities: Mapping[str, gpd.GeoDataFrame] | None) -> gpd.GeoDataFrame:
+    if facilities is not None and service.id in facilities:
+        layer = facilities[service.id]
+        where = f"facilities[{service.id!r}]"
+    else:
+        layers = dataset.facilities
+        if service.id not in layers:
+            msg = (f"The dataset has no facility layer {service.id!r} (layers: "
+                   f"{sorted(layers)!r}); pass facilities={{{service.id!r}: layer}}.")
+            raise ColumnError(msg)
+        layer = layers[service.id]
+        where = f"dataset.facilities[{service.id!r}]"
+    if not isinstance(layer, gpd.GeoDataFrame):
+        msg = f"{where} must be a GeoDataFrame of points, got {type(layer).__name__!r}."
+        raise SettingsError(msg)
+    return layer
+
+
+def _target(service: Service, year: int, kind: str) -> tuple[Any, str | None]:
+    try:
+        return target_for(service, year, kind=kind), None  # type: ignore[arg-type]
+    except NoTargetError as err:
+        return None, str(err)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
+
+
+def run_audit(
+    dataset: _DatasetLike,
+    *,
+    year: int = PLAN_YEARS[-1],
+    services: Iterable[str | Service] | None = None,
+    settings: Settings | None = None,
+    facilities: Mapping[str, gpd.GeoDataFrame] | None = None,
+    network: nx.MultiDiGraph | NetworkArrays | None = None,
+    townships: Iterable[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> AuditResult:
+    """Audit every service for every village/community against the plan's targets for ``year``.
+
+    Parameters
+    ----------
+    dataset
+        A loaded :class:`qyx_geo.dataset.Dataset` (units, townships, demand, facilities).
+    year
+        Year of the targets, 2023–2027 (2022: the baseline, no targets).
+    services
+        Service ids to audit (default: all registered, in registry order).
+    settings
+        Speeds, mode, snap limit, ``min_share`` and per-service thresholds (default
+        :class:`~qyx_geo.settings.Settings()`); the mode applies to every service.
+    facilities
+        Layers that replace the dataset's, by service id (user registers, what-if scenarios).
+    network
+        An osmnx graph projected to a metric CRS, or :class:`~qyx_geo.engine.NetworkArrays`
+        (pass the arrays of a previous result, ``result.net``, to skip the conversion);
+        default ``dataset.network`` if the dataset carries one.
+    townships
+        Township codes or names to audit (default: the whole county). Facilities in other
+        townships still serve their residents.
+    progress
+        Called as ``progress(step, done, total)`` before each step (the CLI draws a bar).
+
+    Returns
+    -------
+    AuditResult
+
+    Raises
+    ------
+    SettingsError
+        Bad year, services, network or layer types.
+    UnknownServiceError, UnknownCodeError
+        Unknown service id or township.
+    """
+    total_start = time.perf_counter()
+    year = _check_year(year)
+    settings = settings or Settings()
+    if not isinstance(settings, Settings):
+        msg = f"settings must be a qyx_geo.settings.Settings, got {type(settings).__name__!r}."
+        raise SettingsError(msg)
+    svcs = _resolve_services(services)
+    if facilities is not None:
+        unknown = [k for k in facilities if k not in {s.id for s in svcs}]
+        if unknown:
+            msg = (f"facilities has layers for {unknown!r}, which are not audited "
+                   f"(services: {[s.id for s in svcs]!r}).")
+            raise SettingsError(msg)
+    codes = _resolve_townships(dataset, townships)
+    steps = ["network", "snap", *(s.id for s in svcs)]
+    timings: dict[str, float] = {}
+
+    def step(name: str) -> None:
+        if progress is not None:
+            progress(name, steps.index(name), len(steps))
+
+    step("network")
+    with _timed(timings, "build_arrays"):
+        net, built = _resolve_network(dataset, network)
+    if not built:
+        timings["build_arrays"] = 0.0
+
+    units = dataset.units
+    demand = dataset.demand
+    township_table_in = dataset.townships
+    if codes is not None:
+        units = units[units["township_code"].isin(codes).to_numpy()]
+        demand = demand[demand["township_code"].isin(codes).to_numpy()]
+        township_table_in = township_table_in.loc[list(codes)]
+    if units.crs is not None and units.crs != WGS84:
+        units = units.to_crs(WGS84)
+
+    step("snap")
+    with _timed(timings, "snap_demand"):
+        dsnap = snap_points(net, demand, max_snap_m=settings.max_snap_m, what="demand points")
+    too_far = int(dsnap["too_far"].sum())
+
+    results: dict[str, ServiceAudit] = {}
+    for svc in svcs:
+        step(svc.id)
+        with _timed(timings, svc.id):
+            results[svc.id] = _audit_service(
+                svc, year=year, settings=settings, net=net, demand=demand, dsnap=dsnap,
+                units=units, townships=township_table_in,
+                layer=_facility_layer(dataset, svc, facilities), timings=timings,
+                points_too_far=too_far)
+    timings["total"] = time.perf_counter() - total_start
+    log.info("audit of %d services for %d units in %.2f s", len(svcs), len(units),
+             timings["total"])
+    audited = _with_layers(dataset, facilities)
+    return AuditResult(year=year, settings=settings, services=results, dataset=audited,
+                       timings_s=timings, net=net, township_codes=codes)
+
+
+def _with_layers(dataset: Any, facilities: Mapping[str, gpd.GeoDataFrame] | None) -> Any:
+    """Return the dataset with its facility layers replaced by the overrides (when possible)."""
+    if not facilities:
+        return dataset
+    merged = {**dict(dataset.facilities), **dict(facilities)}
+    if dataclasses.is_dataclass(dataset) and not isinstance(dataset, type):
+        try:
+            return dataclasses.replace(dataset, facilities=merged)
+        except (TypeError, ValueError) as err:  # e.g. a validating __post_init__
+            log.debug("dataset facilities not replaced: %s", err)
+    return dataset
+
+
+def _audit_service(
+    svc: Service, *, year: int, settings: Settings, net: NetworkArrays,
+    demand: gpd.GeoDataFrame, dsnap: pd.DataFrame, units: gpd.GeoDataFrame,
+    townships: pd.DataFrame, layer: gpd.GeoDataFrame, timings: dict[str, float],
+    points_too_far: int,
+) -> ServiceAudit:
+    threshold = threshold_for(svc, settings)
+    if svc.demand_column not in demand.columns:
+        msg = (f"The demand points lack column {svc.demand_column!r} needed by service "
+               f"{svc.id!r}; columns are {list(demand.columns)!r}.")
+        raise ColumnError(msg)
+    times = nearest_facility(net, layer, dsnap, settings=settings)
+    keep = [c for c in ("unit_code", "township_code", "pop", "pop_0_3", "pop_60p", "source")
+            if c in demand.columns]
+    points = gpd.GeoDataFrame(demand[keep].copy(), geometry=demand.geometry.copy(),
+                              crs=demand.crs)
+    for col in ("minutes", "dist_m", "facility_id", "snap_dist_m", "too_far"):
+        points[col] = times[col].to_numpy()
+    points["within"] = (points["minutes"].fillna(math.inf) <= threshold + 1e-9).to_numpy()
+    scored = unit_coverage(points, units, demand_column=svc.demand_column,
+                           threshold_minutes=threshold, min_share=settings.min_share,
+                           unit_kinds=svc.unit_kinds)
+    target, note = _target(svc, year, "coverage")
+    towns = township_table(scored, townships, target=target)
+    county = county_summary(scored, target=target)
+    county["target_note"] = note
+    county["points_too_far"] = points_too_far
+    gaps = coverage_gaps(points, scored, demand_column=svc.demand_column,
+                         threshold_minutes=threshold)
+    capacity = None
+    if svc.capacity_target is not None:
+        with _timed(timings, f"{svc.id}.capacity"):
+            cap_target, cap_note = _target(svc, year, "capacity")
+            access = two_step_fca(net, layer, demand, demand_col="pop",
+                                  cutoff_minutes=threshold, settings=settings)
+            total = float(pd.to_numeric(layer["capacity"], errors="coerce").fillna(0).sum())
+            capacity, cap_county = capacity_by_unit(access, points, units, population_column="pop",
+                                                    capacity_total=total, target=cap_target)
+            cap_county["target_note"] = cap_note
+            county["capacity"] = cap_county
+    return ServiceAudit(service=svc, year=year, threshold_minutes=threshold, points=points,
+                        units=scored, townships=towns, county=county, gaps=gaps,
+                        capacity=capacity, facilities=layer, mode=settings.mode)

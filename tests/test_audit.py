@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import dataclasses
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from _audit_fixtures import UNITS, grid_graph, tiny_dataset
+
+from qyx_geo._errors import SettingsError, UnknownCodeError, UnknownServiceError
+from qyx_geo.audit import AuditResult, ServiceAudit, run_audit, threshold_for
+from qyx_geo.engine import build_arrays
+from qyx_geo.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def net():
+    return build_arrays(grid_graph())
+
+
+@pytest.fixture(scope="module")
+def result(net):
+    return run_audit(tiny_dataset(), network=grid_graph(), year=2027)
+
+
+def test_contract_shape(result):
+    assert isinstance(result, AuditResult) and result.year == 2027
+    assert list(result.services) == ["nursery", "canteen", "clinic", "sports"]
+    for sid, a in result.services.items():
+        assert isinstance(a, ServiceAudit) and a.service.id == sid
+        assert list(a.units.index) == list(UNITS) and a.units.crs == "EPSG:4326"
+        assert {"share_within", "median_minutes", "nearest_facility", "nearest_minutes", "passes",
+                "judged", "population", "kind", "township_name"} <= set(a.units.columns)
+        assert {"minutes", "dist_m", "facility_id", "snap_dist_m", "too_far", "within"} <= set(
+            a.points.columns)
+        assert {"units_judged", "units_passing", "share_passing", "rank"} <= set(
+            a.townships.columns)
+        assert {"units_judged", "units_passing", "share_passing", "target", "met",
+                "shortfall_units", "residents_within_share"} <= set(a.county)
+    assert result.services["nursery"].capacity is not None
+    assert result.services["canteen"].capacity is None
+    assert {"build_arrays", "snap_demand", "nursery", "total"} <= set(result.timings_s)
+
+
+def test_canteen_hand_computed(result):
+    a = result.services["canteen"]  # one canteen at (400, 400) m; 4 km/h = 200 m per 3 min
+    np.testing.assert_allclose(a.points["minutes"], [12, 3, 15, 27, 15, 27, 30, 48], atol=1e-9)
+    # 60+ residents: 东街 200/200, 西街 100/200, 南村 90/150, 北村 0/140
+    np.testing.assert_allclose(a.units["share_within"], [1.0, 0.5, 0.6, 0.0])
+    assert list(a.units["passes"]) == [True, False, False, False]
+    assert a.county["units_passing"] == 1 and a.county["shortfall_units"] == 3
+    assert a.county["target"].value == 0.95 and a.county["met"] is False
+    assert list(a.gaps.index) == ["d3", "d6", "d7", "d5"]  # by residents 60+, then id
+
+
+def test_sports_judges_villages_only(result):
+    a = result.services["sports"]
+    assert list(a.units["judged"]) == [False, False, True, True]
+    assert a.county["units_judged"] == 2
+    assert pd.isna(a.townships.loc["330282001", "rank"])
+
+
+def test_nursery_capacity(result):
+    cap = result.services["nursery"].capacity
+    # nursery0 (10 places) reaches d0, d1 (1,000 residents); nursery1 (4) reaches d4? no: d5, d6
+    np.testing.assert_allclose(cap["places_per_1000"], [10.0, 0.0, 8.0, 0.0])
+    county = result.services["nursery"].county["capacity"]
+    assert county["places_per_1000"] == pytest.approx(14 / 3)
+    assert county["target"].value == 5.5 and county["met"] is False
+
+
+def test_reuse_arrays_gives_same_result(result, net):
+    again = run_audit(tiny_dataset(), network=net, year=2027)
+    assert again.timings_s["build_arrays"] == 0.0
+    for sid in result.services:
+        pd.testing.assert_frame_equal(pd.DataFrame(result.services[sid].units.drop(
+            columns="geometry")), pd.DataFrame(again.services[sid].units.drop(columns="geometry")))
+
+
+def test_dataset_not_mutated(net):
+    ds = tiny_dataset()
+    before = {k: v.copy() for k, v in ds.facilities.items()}, ds.demand.copy(), ds.units.copy()
+    run_audit(ds, network=net, services=["canteen"])
+    pd.testing.assert_frame_equal(ds.demand, before[1])
+    pd.testing.assert_frame_equal(ds.units, before[2])
+    for k, v in ds.facilities.items():
+        pd.testing.assert_frame_equal(v, before[0][k])
+
+
+def test_facility_override(net):
+    ds = tiny_dataset()
+    extra = ds.facilities["canteen"].copy()
+    extra.index = pd.Index(["c_user"], name="id")
+    extra = extra.set_geometry(gpd.GeoSeries(ds.demand.geometry.loc[["d6"]].to_numpy(),
+                                             index=extra.index, crs="EPSG:4326"))
+    r = run_audit(ds, network=net, services=["canteen"],
+                  facilities={"canteen": pd.concat([ds.facilities["canteen"], extra])})
+    # the new canteen sits on d6; d7 is 1,200 m away (18 min)
+    assert r.services["canteen"].units.loc[UNITS[3], "share_within"] == pytest.approx(0.5)
+    assert r.services["canteen"].points.loc["d6", "facility_id"] == "c_user"
+    assert "c_user" in r.dataset.facilities["canteen"].index
+    assert "c_user" in r.services["canteen"].facilities.index
+
+
+def test_year_without_target(net):
+    r = run_audit(tiny_dataset(), network=net, year=2025, services=["canteen", "nursery"])
+    c = r.services["canteen"].county
+    assert c["target"] is None and c["met"] is None and c["shortfall_units"] == 0
+    assert "2025" in c["target_note"]
+    assert r.services["nursery"].county["capacity"]["target"].value == 4.6
+    assert r.services["canteen"].townships["met"].isna().all()
+
+
+def test_settings_threshold_and_mode(net):
+    s = Settings(threshold_minutes={"canteen": 10.0})
+    r = run_audit(tiny_dataset(), network=net, services=["canteen"], settings=s)
+    assert r.services["canteen"].threshold_minutes == 10.0 == threshold_for("canteen", s)
+    assert r.services["canteen"].units.loc[UNITS[0], "share_within"] == pytest.approx(120 / 200)
+    slow = run_audit(tiny_dataset(), network=net, services=["canteen"],
+                     settings=Settings(mode="elderly_walk"))
+    np.testing.assert_allclose(slow.services["canteen"].points["minutes"].iloc[:3], [16, 4, 20])
+    assert slow.services["canteen"].mode == "elderly_walk"
+
+
+def test_township_filter(net):
+    r = run_audit(tiny_dataset(), network=net, services=["clinic"], townships=["二镇"])
+    a = r.services["clinic"]
+    assert list(a.units.index) == list(UNITS[2:]) and list(a.townships.index) == ["330282101"]
+    assert r.township_codes == ("330282101",)
+    assert set(a.points["unit_code"]) == set(UNITS[2:])
+
+
+def test_point_off_network_counts_as_uncovered(net):
+    ds = tiny_dataset()
+    far = ds.demand.iloc[[0]].copy()
+    far.index = pd.Index(["far"], name="id")
+    far = far.set_geometry(gpd.GeoSeries([shapely.Point(121.30, 30.17)], index=far.index,
+                                         crs="EPSG:4326"))
+    ds = dataclasses.replace(ds, demand=pd.concat([ds.demand, far]))
+    r = run_audit(ds, network=net, services=["clinic"])
+    a = r.services["clinic"]
+    assert bool(a.points.loc["far", "too_far"]) and np.isnan(a.points.loc["far", "minutes"])
+    assert a.units.loc[UNITS[0], "share_within"] == pytest.approx(1000 / 1400)
+    assert "far" in a.gaps.index and a.county["points_too_far"] == 1
+
+
+def test_progress_callback(net):
+    calls = []
+    run_audit(tiny_dataset(), network=net, services=["clinic", "sports"],
+              progress=lambda step, done, total: calls.append((step, done, total)))
+    assert calls == [("network", 0, 4), ("snap", 1, 4), ("clinic", 2, 4), ("sports", 3, 4)]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"year": 2030}, SettingsError, "2030"),
+    ({"year": "2027"}, SettingsError, "'2027'"),
+    ({"services": ["library"]}, UnknownServiceError, "library"),
+    ({"services": []}, SettingsError, "empty"),
+    ({"townships": ["火星镇"]}, UnknownCodeError, "火星镇"),
+    ({"services": ["clinic"], "facilities": {"canteen": None}}, SettingsError, "canteen"),
+    ({"settings": {"min_share": 0.5}}, SettingsError, "Settings"),
+])
+def test_bad_arguments(net, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        run_audit(tiny_dataset(), network=net, **kwargs)
+
+
+def test_missing_network():
+    with pytest.raises(SettingsError, match="load_network"):
+        run_audit(tiny_dataset())
