@@ -1,0 +1,287 @@
+"""Parts shared by the map builders of :mod:`qyx_geo.maps`: basemap, page furniture, formatting.
+
+Kept apart from :mod:`qyx_geo.maps` so that each stays readable: here are the vector basemap
+(county outline, main roads, township boundaries and names), the optional online tile layers,
+the title, the synthetic-data notice, the legend, the layer control and the GCJ-02 shift, and
+the helpers that prepare frames for display (simplify, round to ~1 m, escape).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from qyx_geo._offline import escape_text, gcj02_offset_grid, gcj02_shift_element
+from qyx_geo.schema import METRIC_CRS, WGS84
+
+if TYPE_CHECKING:
+    import folium
+
+__all__ = [
+    "GAODE_URL",
+    "OSM_URL",
+    "TILE_CHOICES",
+    "TileChoice",
+    "add_basemap",
+    "add_page_furniture",
+    "dataset_extent",
+    "display_frame",
+    "fmt_minutes",
+    "fmt_number",
+    "fmt_share",
+    "synthetic_layers",
+]
+
+TileChoice = Literal["none", "osm", "gaode"]
+TILE_CHOICES: tuple[str, ...] = get_args(TileChoice)
+
+OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+#: Gaode (AMap) road map tiles; they are in GCJ-02, so overlays are shifted while shown.
+GAODE_URL = ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+             "&x={x}&y={y}&z={z}")
+
+#: Rounding of display coordinates: 1e-5 degree is about 1 m at Cixi's latitude.
+COORD_DECIMALS = 5
+
+_ROAD_STYLE = {"motorway": ("#e08a2e", 3.2), "trunk": ("#e08a2e", 3.0),
+               "primary": ("#f0b64a", 2.4), "secondary": ("#b9b2a4", 1.8),
+               "tertiary": ("#cfc9bd", 1.2)}
+
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def fmt_share(value: object) -> str:
+    """Format a share in [0, 1] as a whole percentage (``"—"`` when missing)."""
+    return "—" if value is None or pd.isna(value) else f"{float(value):.0%}"  # type: ignore[arg-type]
+
+
+def fmt_minutes(value: object) -> str:
+    """Format minutes with one decimal and the unit (``"—"`` when missing, ``"不可达"`` if inf)."""
+    if value is None or pd.isna(value):  # type: ignore[arg-type]
+        return "—"
+    v = float(value)  # type: ignore[arg-type]
+    return "不可达 unreachable" if math.isinf(v) else f"{v:.1f} 分钟"
+
+
+def fmt_number(value: object) -> str:
+    """Format a count with thousands separators (``"—"`` when missing)."""
+    return "—" if value is None or pd.isna(value) else f"{float(value):,.0f}"  # type: ignore[arg-type]
+
+
+def display_frame(frame: gpd.GeoDataFrame, *, tolerance_m: float) -> gpd.GeoDataFrame:
+    """Return ``frame`` in WGS84, simplified by ``tolerance_m`` and rounded to ~1 m, for display.
+
+    Non-geometry columns become JSON-friendly (numpy scalars to Python, missing to ``None``).
+    """
+    if frame.crs is None:
+        frame = frame.set_crs(WGS84)
+    geoms = frame.geometry
+    if tolerance_m > 0:
+        geoms = geoms.to_crs(METRIC_CRS).simplify(tolerance_m, preserve_topology=True)
+    geoms = geoms.to_crs(WGS84)
+    rounded = shapely.transform(geoms.to_numpy(), lambda xy: np.round(xy, COORD_DECIMALS))
+    out = gpd.GeoDataFrame(frame.drop(columns=frame.geometry.name), geometry=rounded, crs=WGS84)
+    out = out[~out.geometry.is_empty & out.geometry.notna()]
+    for col in out.columns:
+        if col != out.geometry.name and out[col].dtype == object:
+            out[col] = out[col].where(out[col].notna(), None)
+    return out
+
+
+# ---------------------------------------------------------------------------- provenance
+
+
+def _is_synthetic(frame: Any, columns: Sequence[str] = ("source", "geometry_source")) -> int:
+    if frame is None or not isinstance(frame, pd.DataFrame) or frame.empty:
+        return 0
+    hit = pd.Series(False, index=frame.index)
+    for col in columns:
+        if col in frame.columns:
+            hit |= frame[col].astype(str).str.lower().eq("synthetic")
+    return int(hit.sum())
+
+
+def synthetic_layers(dataset: Any, *, facilities: pd.DataFrame | None,
+                     gaps: pd.DataFrame | None) -> list[str]:
+    """Return the (Chinese-first) names of the drawn layers whose rows are synthetic."""
+    found = []
+    n_fac = _is_synthetic(facilities)
+    if n_fac:
+        found.append(f"设施点 facilities ({n_fac}/{len(facilities)})")  # type: ignore[arg-type]
+    if _is_synthetic(getattr(dataset, "demand", None)) or _is_synthetic(gaps):
+        found.append("居民点与人口 residents and population")
+    if _is_synthetic(getattr(dataset, "units", None)):
+        found.append("村社边界 village/community boundaries")
+    if _is_synthetic(getattr(dataset, "townships", None), ("geometry_source",)):
+        found.append("镇街边界 township boundaries")
+    return found
+
+
+# -------------------------------------------------------------------------------- basemap
+
+
+def dataset_extent(dataset: Any) -> tuple[float, float, float, float]:
+    """Return the WGS84 bounds of the dataset's outline (or of its townships)."""
+    x0, y0, x1, y1 = _outline(dataset).total_bounds
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+def _outline(dataset: Any) -> gpd.GeoDataFrame:
+    outline = getattr(dataset, "outline", None)
+    if isinstance(outline, gpd.GeoDataFrame):
+        return outline.to_crs(WGS84)
+    if outline is not None:
+        return gpd.GeoDataFrame(geometry=[outline], crs=WGS84)
+    return gpd.GeoDataFrame(geometry=[dataset.townships.to_crs(WGS84).union_all()], crs=WGS84)
+
+
+def add_basemap(m: folium.Map, dataset: Any, *, roads: gpd.GeoDataFrame | None,
+                tiles: TileChoice, township: str | None) -> list[Any]:
+    """Add the vector basemap, the township overlay and the online tile layers to ``m``.
+
+    Returns the GCJ-02 tile layers (to shift the overlays for); pass them to
+    :func:`add_page_furniture`.
+    """
+    import folium
+
+    base = folium.FeatureGroup(name="离线矢量底图 Vector basemap (offline)", overlay=False,
+                               show=tiles == "none")
+    folium.GeoJson(display_frame(_outline(dataset)[["geometry"]], tolerance_m=20.0),
+                   style_function=lambda f: {"fillColor": "#f6f3ec", "fillOpacity": 1.0,
+                                             "color": "#8c8c8c", "weight": 1.5},
+                   interactive=False).add_to(base)
+    if roads is not None and not roads.empty:
+        frame = display_frame(roads[["highway", "geometry"]], tolerance_m=0.0)
+        folium.GeoJson(frame, style_function=lambda f: {
+            "color": _ROAD_STYLE.get(f["properties"]["highway"], ("#cccccc", 1.0))[0],
+            "weight": _ROAD_STYLE.get(f["properties"]["highway"], ("#cccccc", 1.0))[1],
+            "opacity": 0.9}, interactive=False).add_to(base)
+    base.add_to(m)
+    folium.TileLayer(OSM_URL, name="OpenStreetMap (在线 online)", overlay=False,
+                     show=tiles == "osm", max_zoom=19,
+                     attr="&copy; OpenStreetMap contributors").add_to(m)
+    gaode = folium.TileLayer(GAODE_URL, name="高德地图 Gaode (在线 online, GCJ-02)", overlay=False,
+                             show=tiles == "gaode", subdomains="1234", max_zoom=18,
+                             attr="&copy; 高德地图 AutoNavi")
+    gaode.add_to(m)
+    _township_layer(m, dataset.townships, township)
+    return [gaode]
+
+
+def _township_layer(m: folium.Map, townships: gpd.GeoDataFrame, township: str | None) -> None:
+    import folium
+
+    group = folium.FeatureGroup(name="镇街边界与名称 Townships", show=True)
+    chosen = townships.index.astype(str) == (township or "")
+    frame = display_frame(gpd.GeoDataFrame({"_sel": chosen}, geometry=townships.geometry,
+                                           crs=townships.crs), tolerance_m=20.0)
+    folium.GeoJson(frame, style_function=lambda f: {
+        "fill": False, "color": "#222222" if f["properties"]["_sel"] else "#555555",
+        "weight": 3.0 if f["properties"]["_sel"] else 1.4, "dashArray": "6 4"},
+        interactive=False).add_to(group)
+    metric = townships.to_crs(METRIC_CRS)
+    spots = gpd.GeoSeries([shapely.ops.polylabel(g, tolerance=50.0) if g.geom_type == "Polygon"
+                           else g.representative_point() for g in metric.geometry],
+                          crs=METRIC_CRS).to_crs(WGS84)
+    for name, pt in zip(townships["name"], spots, strict=True):
+        label = escape_text(name)
+        folium.Marker([round(pt.y, COORD_DECIMALS), round(pt.x, COORD_DECIMALS)],
+                      icon=folium.DivIcon(html=f'<div class="qyx-label">{label}</div>',
+                                          class_name="qyx-label-icon", icon_size=(120, 18),
+                                          icon_anchor=(60, 9)),
+                      interactive=False).add_to(group)
+    group.add_to(m)
+
+
+# -------------------------------------------------------------------------- page furniture
+
+_CSS = """
+<style>
+.leaflet-container { background: #dfe9f0; }
+.leaflet-container, .qyx-box { font-family: "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC",
+  "WenQuanYi Micro Hei", sans-serif; }
+.leaflet-control-layers { font-size: 12px; }
+.qyx-label { font-size: 12px; font-weight: 600; color: #333; text-align: center;
+  white-space: nowrap; text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
+.qyx-box { position: absolute; z-index: 1000; background: rgba(255,255,255,0.93);
+  border-radius: 4px; box-shadow: 0 1px 5px rgba(0,0,0,0.35); padding: 6px 10px;
+  font-size: 12px; line-height: 1.35; color: #222; }
+#qyx-title { top: 10px; left: 50%; transform: translateX(-50%); text-align: center;
+  max-width: 60%; }
+#qyx-title h1 { font-size: 17px; margin: 0 0 2px 0; font-weight: 700; }
+#qyx-synthetic-notice { bottom: 34px; left: 10px; max-width: 360px; background: #fff3cd;
+  border: 2px solid #d39e00; color: #5c4400; }
+#qyx-legend { bottom: 24px; right: 10px; max-height: 55%; overflow-y: auto; }
+#qyx-legend .h { font-weight: 700; margin-top: 4px; }
+#qyx-legend i { display: inline-block; width: 16px; height: 11px; margin-right: 6px;
+  vertical-align: -1px; border: 1px solid rgba(0,0,0,0.25); }
+#qyx-legend i.dot { border-radius: 50%; width: 11px; margin: 0 8px 0 2px; }
+#qyx-legend i.line { height: 0; border: none; border-top: 2px solid; }
+.leaflet-tooltip table th { text-align: left; padding-right: 6px; color: #555; }
+</style>
+"""
+
+
+def _html_element(html: str) -> Any:
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    el = MacroElement()
+    el._name = "QyxHtml"
+    el._template = Template("{% macro html(this, kwargs) %}{{ this.content }}{% endmacro %}")
+    el.content = html
+    return el
+
+
+def add_page_furniture(m: folium.Map, *, title: str, subtitle: str, tile_layers: list[Any],
+                       synthetic: list[str], legend: list[tuple[str, str, str]],
+                       bounds: Sequence[float], extent: Sequence[float]) -> None:
+    """Add title, synthetic-data notice, legend, layer control, GCJ-02 shift and the view.
+
+    ``title`` is escaped here; ``subtitle`` and legend labels must be escaped by the caller or
+    be the builder's own text. ``legend`` rows are ``(kind, colour, label)`` with kind
+    ``head``, ``fill``, ``line`` or ``dot``. ``bounds`` is the initial view and ``extent`` the
+    area over which overlays may be shifted to GCJ-02 (``min_lon, min_lat, max_lon, max_lat``).
+    """
+    import folium
+    from branca.element import Element
+
+    figure = m.get_root()
+    figure.title = escape_text(title)
+    figure.header.add_child(Element(_CSS), name="qyx_css")
+    m.add_child(_html_element(
+        f'<div id="qyx-title" class="qyx-box"><h1>{escape_text(title)}</h1>'
+        f'<div>{subtitle}</div></div>'))
+    if synthetic:
+        items = "、".join(escape_text(s) for s in synthetic)
+        head = ("⚠ 合成数据 — 非真实设施 / Synthetic data — not real facilities"
+                if any(s.startswith("设施点") for s in synthetic)
+                else "⚠ 合成数据 / Synthetic data")
+        m.add_child(_html_element(
+            f'<div id="qyx-synthetic-notice" class="qyx-box" role="note"><b>{head}</b><br>'
+            f"以下图层为合成或示意数据，仅供演示方法，不可用于决策：{items}。<br>"
+            "These layers are generated for demonstration and must not be used for decisions."
+            "</div>"))
+    rows = []
+    for kind, colour, label in legend:
+        if kind == "head":
+            rows.append(f'<div class="h">{label}</div>')
+        else:
+            style = f"border-color:{colour}" if kind == "line" else f"background:{colour}"
+            css = {"dot": ' class="dot"', "line": ' class="line"'}.get(kind, "")
+            rows.append(f'<div><i{css} style="{style}"></i>{label}</div>')
+    m.add_child(_html_element(f'<div id="qyx-legend" class="qyx-box">{"".join(rows)}</div>'))
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    x0, y0, x1, y1 = (float(v) for v in bounds)
+    if all(np.isfinite([x0, y0, x1, y1])):
+        m.fit_bounds([[y0, x0], [y1, x1]])
+    ex = tuple(float(v) for v in extent)
+    if tile_layers and all(np.isfinite(ex)):
+        m.add_child(gcj02_shift_element(m, tile_layers, gcj02_offset_grid(ex)))

@@ -1,0 +1,311 @@
+"""Self-contained folium HTML: vendored assets inlined, user text escaped, GCJ-02 overlay shift.
+
+folium links Leaflet, jQuery, Bootstrap, Leaflet.awesome-markers and Font Awesome from CDNs.
+Planners open our maps on offline intranets, so :func:`render_offline_html` replaces every such
+link with the file vendored from its npm package under ``qyx_geo/_assets`` (see its README for
+packages, versions and licences), rewrites ``url(...)`` references of the styles to ``data:`` URIs, and
+refuses to return a page that still loads anything from the network.
+
+Only what the map needs is inlined (``assets="auto"``): Leaflet always; jQuery only when a
+:class:`folium.Popup` (which builds its content with ``$(...)``) is present; Bootstrap,
+awesome-markers and Font Awesome only when a :class:`folium.Icon` is. ``assets="all"`` inlines
+folium's whole default set. Two of folium's defaults are not npm packages and are dropped:
+Bootstrap 3's ``bootstrap-glyphicons.css`` (so ``Icon(prefix="glyphicon")`` draws no glyph —
+use ``prefix="fa"``) and folium's own ``leaflet.awesome.rotate.css`` (``Icon(angle=...)``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import mimetypes
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from qyx_geo._errors import AssetError, SettingsError
+
+if TYPE_CHECKING:
+    import folium
+    from branca.element import Element
+
+__all__ = [
+    "ASSETS",
+    "AssetMode",
+    "escape_text",
+    "external_urls",
+    "gcj02_offset_grid",
+    "gcj02_shift_element",
+    "render_offline_html",
+]
+
+logger = logging.getLogger(__name__)
+
+AssetMode = Literal["auto", "all"]
+
+#: folium's asset names -> vendored file (relative to ``qyx_geo/_assets``). ``None``: dropped.
+ASSETS: dict[str, str | None] = {
+    "leaflet": "leaflet/leaflet.js",
+    "leaflet_css": "leaflet/leaflet.css",
+    "jquery": "jquery/jquery.min.js",
+    "bootstrap": "bootstrap/bootstrap.bundle.min.js",
+    "bootstrap_css": "bootstrap/bootstrap.min.css",
+    "awesome_markers": "leaflet.awesome-markers/leaflet.awesome-markers.js",
+    "awesome_markers_css": "leaflet.awesome-markers/leaflet.awesome-markers.css",
+    "awesome_markers_font_css": "fontawesome-free/css/all.min.css",
+    "glyphicons_css": None,
+    "awesome_rotate_css": None,
+}
+
+_ICON_ASSETS = frozenset({"bootstrap_css", "awesome_markers", "awesome_markers_css",
+                          "awesome_markers_font_css"})
+_URL_RE = re.compile(r"""url\(\s*(['"]?)([^'")]+)\1\s*\)""")
+_TTF_RE = re.compile(r""",\s*url\([^)]*\.ttf\)\s*format\(["']truetype["']\)""")
+_SOURCE_MAP_RE = re.compile(r"^\s*(?://|/\*)# sourceMappingURL=.*$", re.MULTILINE)
+_EXTERNAL_RE = re.compile(
+    r"""(?:\b(?:src|href)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])\s*((?:https?:)?//[^"')\s>]+)""",
+    re.IGNORECASE)
+#: Hyperlinks in the vendored code that a reader may click but the page never loads.
+_LINKS_NOT_LOADS = ("https://leafletjs.com",)
+
+
+def escape_text(value: object) -> str:
+    """Return ``value`` as text that is safe inside HTML, attributes and JS template literals.
+
+    Beyond :func:`html.escape` this also encodes the backtick and ``$``, since folium builds some
+    HTML inside JavaScript template literals, where ```${...}``` would run as code.
+    """
+    text = "" if value is None else str(value)
+    return html.escape(text, quote=True).replace("`", "&#96;").replace("$", "&#36;")
+
+
+@cache
+def _asset_text(relpath: str) -> str:
+    """Return a vendored file's text, ``url(...)`` made ``data:`` URIs, source-map lines removed."""
+    root = resources.files("qyx_geo") / "_assets"
+    node = root.joinpath(*relpath.split("/"))
+    try:
+        text = node.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        msg = (f"Vendored asset {relpath!r} is missing from qyx_geo/_assets; reinstall qyx_geo "
+               f"(the package data must be included).")
+        raise AssetError(msg) from err
+    text = _SOURCE_MAP_RE.sub("", text)
+    if relpath.endswith(".css"):
+        # woff2 is enough for every browser that runs Leaflet 1.9; drop the ttf fall-backs.
+        text = _TTF_RE.sub("", text)
+        base = relpath.rsplit("/", 1)[0].split("/")
+
+        def to_data_uri(match: re.Match[str]) -> str:
+            ref = match.group(2).strip()
+            if ref.startswith(("data:", "#")):
+                return match.group(0)
+            parts = list(base)
+            for piece in ref.split("?")[0].split("#")[0].split("/"):
+                if piece == "..":
+                    parts.pop()
+                elif piece not in ("", "."):
+                    parts.append(piece)
+            target = root.joinpath(*parts)
+            try:
+                payload = target.read_bytes()
+            except FileNotFoundError as err:
+                msg = f"Style {relpath!r} refers to {ref!r}, which is not vendored."
+                raise AssetError(msg) from err
+            mime = mimetypes.guess_type(parts[-1])[0] or (
+                "font/woff2" if parts[-1].endswith(".woff2") else "application/octet-stream")
+            return f'url("data:{mime};base64,{base64.b64encode(payload).decode("ascii")}")'
+
+        text = _URL_RE.sub(to_data_uri, text)
+    return text
+
+
+def _walk(element: Element) -> Iterator[Element]:
+    yield element
+    for child in element._children.values():
+        yield from _walk(child)
+
+
+def _needed(m: folium.Map, mode: AssetMode) -> set[str]:
+    import folium
+
+    if mode == "all":
+        return set(ASSETS)
+    need = {"leaflet", "leaflet_css"}
+    for el in _walk(m):
+        if isinstance(el, folium.Popup) or (isinstance(el, folium.Map)
+                                            and el.objects_to_stay_in_front):
+            need.add("jquery")
+        if isinstance(el, folium.Icon):
+            need |= _ICON_ASSETS
+        if not isinstance(el, folium.Map):
+            # plugins declare what they load; they get it all
+            need |= {name for name, _ in (*getattr(el, "default_js", ()),
+                                          *getattr(el, "default_css", ()))}
+    return need
+
+
+def render_offline_html(m: folium.Map, *, assets: AssetMode = "auto") -> str:
+    """Render ``m`` to one self-contained HTML page with every script and style inlined.
+
+    Parameters
+    ----------
+    m
+        The map. It is not modified: a rendered copy is produced (folium renders in place, so
+        the map's elements are re-pointed at inline assets only for the duration of the call).
+    assets
+        ``"auto"``: inline only what the map's elements need; ``"all"``: folium's whole default set.
+
+    Returns
+    -------
+    str
+        The HTML page. It loads nothing from the network except tile layers the map declares.
+
+    Raises
+    ------
+    AssetError
+        If an element needs a script or style that is not vendored.
+    """
+    from branca.element import Element
+
+    if assets not in ("auto", "all"):
+        msg = f"assets must be 'auto' or 'all', got {assets!r}."
+        raise SettingsError(msg)
+    need = _needed(m, assets)
+    figure = m.get_root()
+    saved: list[tuple[Any, dict[str, Any]]] = []
+    order: list[tuple[str, str]] = []
+    try:
+        for el in _walk(figure):
+            declared = {k: el.__dict__[k] for k in ("default_js", "default_css")
+                        if k in el.__dict__}
+            js, css = getattr(el, "default_js", None), getattr(el, "default_css", None)
+            if js is None and css is None:
+                continue
+            saved.append((el, declared))
+            for kind, pairs in (("js", js or ()), ("css", css or ())):
+                for name, url in pairs:
+                    if name not in ASSETS:
+                        msg = (f"{type(el).__name__} needs {name!r} from {url!r}, which is not "
+                               f"vendored in qyx_geo/_assets; vendor it (npm pack) and add it to "
+                               f"qyx_geo._offline.ASSETS.")
+                        raise AssetError(msg)
+                    if (kind, name) not in order:
+                        order.append((kind, name))
+            el.default_js, el.default_css = [], []
+        for key in list(figure.header._children):
+            if key in ASSETS:  # CDN links left by an earlier plain render
+                del figure.header._children[key]
+        # scripts first (leaflet before its plugins), then styles, in folium's order
+        for kind, name in sorted(order, key=lambda kn: kn[0] != "js"):
+            relpath = ASSETS[name]
+            if name not in need or relpath is None:
+                if relpath is None and name in need:
+                    logger.debug("folium asset %r has no npm package; left out", name)
+                continue
+            body = _asset_text(relpath)
+            tag = (f"<script>/* {relpath} */\n{body}\n</script>" if kind == "js"
+                   else f"<style>/* {relpath} */\n{body}\n</style>")
+            figure.header.add_child(Element(tag), name=f"qyx_inline_{name}")
+        if "leaflet" in need:
+            figure.header.add_child(Element(_default_icon_script()), name="qyx_inline_icon")
+        page = figure.render()
+    finally:
+        for el, declared in saved:
+            for key in ("default_js", "default_css"):
+                if key in declared:
+                    setattr(el, key, declared[key])
+                else:
+                    el.__dict__.pop(key, None)
+        for key in list(figure.header._children):
+            if key.startswith("qyx_inline_"):
+                del figure.header._children[key]
+    return page
+
+
+def _default_icon_script() -> str:
+    """Point Leaflet's default marker icon at data: URIs (it guesses a URL from the CSS)."""
+    root = resources.files("qyx_geo") / "_assets" / "leaflet" / "images"
+    uris = {key: "data:image/png;base64," + base64.b64encode(
+        root.joinpath(name).read_bytes()).decode("ascii")
+        for key, name in (("iconUrl", "marker-icon.png"), ("iconRetinaUrl", "marker-icon-2x.png"),
+                          ("shadowUrl", "marker-shadow.png"))}
+    return ("<script>L.Icon.Default.imagePath = '';"
+            f"L.Icon.Default.mergeOptions({json.dumps(uris)});</script>")
+
+
+def external_urls(page: str, *, allow: tuple[str, ...] = ()) -> list[str]:
+    """Return the network URLs that ``page`` would load (``src``/``href``/``url()``/``@import``).
+
+    ``allow`` lists URL prefixes to ignore (e.g. the tile templates of optional base layers,
+    which are strings in a script, not loads by the page itself).
+    """
+    found = [m.group(1) for m in _EXTERNAL_RE.finditer(page)]
+    return [u for u in found if not u.startswith((*allow, *_LINKS_NOT_LOADS))]
+
+
+# --------------------------------------------------------------------------- GCJ-02 overlay shift
+
+
+def gcj02_offset_grid(bounds: tuple[float, float, float, float], *, step_deg: float = 0.01,
+                      ) -> dict[str, Any]:
+    """Return a lon/lat grid of GCJ-02 offsets (degrees) over ``bounds`` for the browser shift.
+
+    The offsets come from :func:`qyx_geo.crs.wgs84_to_gcj02`; the page interpolates them
+    bilinearly. The offset varies with a period of 1/3 degree at most, so a 0.01 degree grid
+    keeps the interpolation error far below a metre.
+
+    Parameters
+    ----------
+    bounds
+        ``(min_lon, min_lat, max_lon, max_lat)`` in WGS84; padded by one step each side.
+    step_deg
+        Grid spacing in degrees.
+    """
+    from qyx_geo.crs import wgs84_to_gcj02
+
+    if not step_deg > 0:
+        msg = f"step_deg must be positive, got {step_deg!r}."
+        raise SettingsError(msg)
+    x0, y0, x1, y1 = bounds
+    lons = np.arange(x0 - step_deg, x1 + 2 * step_deg, step_deg)
+    lats = np.arange(y0 - step_deg, y1 + 2 * step_deg, step_deg)
+    glon, glat = np.meshgrid(lons, lats)
+    slon, slat = wgs84_to_gcj02(glon.ravel(), glat.ravel())
+    return {
+        "lon0": round(float(lons[0]), 7), "lat0": round(float(lats[0]), 7), "step": step_deg,
+        "nx": len(lons), "ny": len(lats),
+        "dlon": np.round(slon - glon.ravel(), 8).tolist(),
+        "dlat": np.round(slat - glat.ravel(), 8).tolist(),
+    }
+
+
+def gcj02_shift_element(m: folium.Map, gcj_layers: list[Any], grid: Mapping[str, Any],
+                        ) -> Element:
+    """Return a script element that shifts ``m``'s overlays to GCJ-02 while a GCJ-02 base is on.
+
+    Add it to ``m`` after ``gcj_layers`` (the GCJ-02 tile layers, e.g. Gaode). When one of them is
+    added to the map, every other layer's coordinates are moved by the offset interpolated from
+    ``grid`` (see :func:`gcj02_offset_grid`); when it is removed they are put back.
+    """
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    code = (resources.files("qyx_geo") / "_assets" / "qyx" / "gcj02-shift.js").read_text(
+        encoding="utf-8")
+    el = MacroElement()
+    el._name = "QyxGcjShift"
+    el._template = Template("{% macro script(this, kwargs) %}{{ this.code }}\n"
+                            "qyxGcjShift({{ this.map_name }}, [{{ this.layer_names }}], "
+                            "{{ this.grid }});{% endmacro %}")
+    el.code = code
+    el.map_name = m.get_name()
+    el.layer_names = ", ".join(layer.get_name() for layer in gcj_layers)
+    el.grid = json.dumps(dict(grid), separators=(",", ":"))
+    return el

@@ -1,0 +1,622 @@
+"""Offline HTML maps of an audit: coverage choropleth, isochrones, facilities, gaps, vector basemap.
+
+Every map is a :class:`folium.Map` (Jupyter shows it inline) that :func:`save_map` writes as one
+self-contained HTML file: Leaflet and its styles are inlined from ``qyx_geo/_assets`` and nothing
+is loaded from the network unless the reader switches on an online tile layer (off by default).
+A vector basemap (county outline, township boundaries and names, main roads) keeps the map
+readable with no tiles at all. When the Gaode (高德, GCJ-02) tiles are chosen, every overlay is
+shifted WGS84 → GCJ-02 in the browser so it lines up with them.
+
+All text that comes from data (facility, village and township names, sources) is escaped; a
+visible notice is drawn on every map built from synthetic layers.
+
+* :func:`service_map` — one service: coverage by village/community, 5/10/15-minute isochrones,
+  facilities, uncovered residents;
+* :func:`overview_map` — all services: how many each unit passes;
+* :func:`write_audit_maps` — ``overview.html`` and one ``<service>.html`` per service;
+* :func:`main_roads` — the main roads of a street network for the basemap;
+* :func:`save_map` — atomic, offline write of any folium map.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from qyx_geo import _io
+from qyx_geo._errors import ColumnError, SettingsError, UnknownCodeError
+from qyx_geo._mapparts import (
+    GAODE_URL,
+    OSM_URL,
+    TILE_CHOICES,
+    TileChoice,
+    add_basemap,
+    add_page_furniture,
+    dataset_extent,
+    display_frame,
+    fmt_minutes,
+    fmt_number,
+    fmt_share,
+    synthetic_layers,
+)
+from qyx_geo._offline import AssetMode, escape_text, external_urls, render_offline_html
+from qyx_geo.schema import METRIC_CRS, WGS84
+from qyx_geo.services import get_service
+
+if TYPE_CHECKING:
+    import folium
+    import networkx as nx
+
+__all__ = [
+    "MAIN_HIGHWAYS",
+    "main_roads",
+    "overview_map",
+    "save_map",
+    "service_map",
+    "write_audit_maps",
+]
+
+logger = logging.getLogger(__name__)
+
+#: OSM ``highway`` classes drawn as main roads on the vector basemap.
+MAIN_HIGHWAYS = ("motorway", "trunk", "primary", "secondary", "tertiary")
+
+#: Choropleth classes of the share of residents within the threshold: (upper bound, colour).
+SHARE_CLASSES = ((0.2, "#b2182b"), (0.4, "#ef8a62"), (0.6, "#fddbc7"), (0.8, "#d1e5f0"),
+                 (1.0, "#4393c3"))
+NOT_JUDGED_COLOUR = "#bdbdbd"
+TIER_COLOURS = ("#08519c", "#3182bd", "#9ecae1", "#c6dbef")
+SERVICE_COLOURS = {"nursery": "#e7298a", "canteen": "#d95f02", "clinic": "#1b9e77",
+                   "sports": "#7570b3"}
+GAP_COLOUR = "#d7301f"
+DEMAND_LABELS = {"pop": "人口 Residents", "pop_0_3": "0–3岁人口 Age 0–3",
+                 "pop_60p": "60岁以上人口 Age 60+"}
+
+
+# ------------------------------------------------------------------------------------- roads
+
+
+def main_roads(network: nx.MultiDiGraph | gpd.GeoDataFrame, *,
+               highways: Iterable[str] = MAIN_HIGHWAYS, simplify_m: float = 10.0,
+               ) -> gpd.GeoDataFrame:
+    """Return the main roads of a street network as merged, simplified WGS84 lines.
+
+    Parameters
+    ----------
+    network
+        An osmnx graph (projected or not) or a GeoDataFrame of its edges with a ``highway``
+        column (values may be lists, as osmnx leaves them after simplification).
+    highways
+        OSM ``highway`` classes to keep; ``*_link`` ramps of these classes are kept too.
+    simplify_m
+        Douglas-Peucker tolerance in metres for display.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per class (``highway``) and merged line, in WGS84.
+    """
+    import networkx as nx
+
+    if isinstance(network, nx.Graph):
+        import osmnx as ox
+
+        if network.number_of_edges() == 0:
+            return gpd.GeoDataFrame({"highway": []}, geometry=[], crs=WGS84)
+        edges = ox.graph_to_gdfs(network, nodes=False, fill_edge_geometry=True)
+    elif isinstance(network, gpd.GeoDataFrame):
+        edges = network
+    else:
+        msg = (f"network must be an osmnx graph or a GeoDataFrame of its edges, got "
+               f"{type(network).__name__!r}.")
+        raise TypeError(msg)
+    if "highway" not in edges.columns:
+        msg = (f"The road edges have no 'highway' column (columns: {list(edges.columns)!r}); "
+               "pass an osmnx graph or its edges from ox.graph_to_gdfs().")
+        raise ColumnError(msg)
+    if edges.crs is None:
+        msg = "The road edges have no CRS; set it (e.g. .set_crs('EPSG:4549')) first."
+        raise SettingsError(msg)
+    keep = tuple(highways)
+    wanted = {*keep, *(f"{h}_link" for h in keep)}
+
+    def first_main(value: object) -> str | None:
+        values = value if isinstance(value, list | tuple) else [value]
+        hits = [str(v).removesuffix("_link") for v in values if str(v) in wanted]
+        return min(hits, key=keep.index) if hits else None
+
+    cls = edges["highway"].map(first_main)
+    chosen = edges.loc[cls.notna(), ["geometry"]].assign(highway=cls[cls.notna()])
+    if chosen.empty:
+        return gpd.GeoDataFrame({"highway": []}, geometry=[], crs=WGS84)
+    import shapely
+
+    metric = chosen.to_crs(METRIC_CRS)
+    rows = []
+    for highway, group in metric.groupby("highway", sort=False):
+        merged = shapely.line_merge(shapely.union_all(group.geometry.to_numpy()))
+        rows.append({"highway": highway, "geometry": merged.simplify(simplify_m)})
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=METRIC_CRS).explode(ignore_index=True)
+    out["rank"] = out["highway"].map(keep.index)
+    return out.sort_values("rank", ascending=False).drop(columns="rank").to_crs(WGS84)
+
+
+# -------------------------------------------------------------------------------- helpers
+
+
+def _check_tiles(tiles: str) -> TileChoice:
+    if tiles not in TILE_CHOICES:
+        msg = f"tiles must be one of {TILE_CHOICES!r}, got {tiles!r}."
+        raise SettingsError(msg)
+    return tiles  # type: ignore[return-value]
+
+
+def _facilities(dataset: Any, service_id: str) -> gpd.GeoDataFrame:
+    """Return the facility layer of ``service_id`` from a Dataset (mapping or one frame)."""
+    layers = dataset.facilities
+    if isinstance(layers, Mapping):
+        if service_id not in layers:
+            msg = (f"The dataset has no facility layer {service_id!r}; layers: "
+                   f"{sorted(layers)!r}.")
+            raise ColumnError(msg)
+        return layers[service_id]
+    if isinstance(layers, gpd.GeoDataFrame) and "layer" in layers.columns:
+        return layers[layers["layer"] == service_id]
+    msg = (f"dataset.facilities must be a mapping layer -> GeoDataFrame or a GeoDataFrame with a "
+           f"'layer' column, got {type(layers).__name__!r}.")
+    raise TypeError(msg)
+
+
+def _township_code(townships: pd.DataFrame, township: str | None) -> str | None:
+    """Resolve a township name or 9-digit code to its code (``None`` stays ``None``)."""
+    if township is None:
+        return None
+    key = str(township).strip()
+    if key in townships.index:
+        return key
+    hits = townships.index[townships["name"] == key]
+    if len(hits) == 1:
+        return str(hits[0])
+    msg = (f"Unknown township {township!r}; use a 9-digit code or one of the names "
+           f"{sorted(townships['name'])!r}.")
+    raise UnknownCodeError(msg)
+
+
+def _clip_to(frame: gpd.GeoDataFrame | None, area: Any) -> gpd.GeoDataFrame | None:
+    if frame is None or area is None or frame.empty:
+        return frame
+    return frame[frame.intersects(area)]
+
+
+def _share_colour(share: float, judged: bool) -> str:
+    if not judged or pd.isna(share):
+        return NOT_JUDGED_COLOUR
+    for upper, colour in SHARE_CLASSES:
+        if share < upper:
+            return colour
+    return SHARE_CLASSES[-1][1]
+
+
+def _facility_names(facilities: gpd.GeoDataFrame) -> dict[str, str]:
+    return {str(k): str(v) for k, v in facilities["name"].items()} if "name" in facilities else {}
+
+
+def _required(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        msg = f"{what} lacks column(s) {missing!r}; it has {list(frame.columns)!r}."
+        raise ColumnError(msg)
+
+
+# ---------------------------------------------------------------------------------- layers
+
+
+def _unit_layer(m: folium.Map, units: gpd.GeoDataFrame, service: Any,
+                facility_names: dict[str, str], *, group_name: str) -> None:
+    import folium
+
+    _required(units, ("name", "township_name", "population", "share_within", "median_minutes",
+                      "passes", "judged"), "ServiceAudit.units")
+    nearest = units.get("nearest_facility", pd.Series(index=units.index, dtype=object))
+    show = pd.DataFrame({
+        "名称": units["name"].map(escape_text),
+        "镇街": units["township_name"].map(escape_text),
+        "人口": units["population"].map(fmt_number),
+        "覆盖率": units["share_within"].map(fmt_share),
+        "中位时间": units["median_minutes"].map(fmt_minutes),
+        "最近设施": nearest.map(lambda f: escape_text(facility_names.get(str(f), f))
+                                if pd.notna(f) else "—"),
+        "结论": [("达标 ✓ pass" if bool(p) else "未达标 ✗ fail") if bool(j) else "不考核 n/a"
+                 for p, j in zip(units["passes"], units["judged"], strict=True)],
+        "_fill": [_share_colour(s, bool(j)) for s, j in
+                  zip(units["share_within"], units["judged"], strict=True)],
+        "_pass": units["passes"].astype(bool) & units["judged"].astype(bool),
+    }, index=units.index)
+    frame = display_frame(gpd.GeoDataFrame(show, geometry=units.geometry, crs=units.crs),
+                          tolerance_m=15.0)
+    group = folium.FeatureGroup(name=escape_text(group_name), show=True)
+    fields = ["名称", "镇街", "人口", "覆盖率", "中位时间", "最近设施", "结论"]
+    aliases = ["名称 Name", "镇街 Township",
+               DEMAND_LABELS.get(service.demand_column, escape_text(service.demand_column)),
+               "阈值内比例 Share within", "中位时间 Median", "最近设施 Nearest", "结论 Result"]
+    folium.GeoJson(
+        frame,
+        style_function=lambda f: {"fillColor": f["properties"]["_fill"], "fillOpacity": 0.6,
+                                  "color": "#444" if f["properties"]["_pass"] else "#b2182b",
+                                  "weight": 0.6 if f["properties"]["_pass"] else 1.2},
+        highlight_function=lambda f: {"weight": 3, "color": "#000"},
+        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True),
+    ).add_to(group)
+    group.add_to(m)
+
+
+def _isochrone_layers(m: folium.Map, isochrones: gpd.GeoDataFrame, service: Any) -> list[float]:
+    import folium
+
+    _required(isochrones, ("minutes",), "The isochrones GeoDataFrame")
+    tiers = sorted({float(v) for v in isochrones["minutes"]}, reverse=True)
+    for i, minutes in enumerate(tiers):
+        part = isochrones[isochrones["minutes"] == minutes]
+        colour = TIER_COLOURS[min(len(tiers) - 1 - i, len(TIER_COLOURS) - 1)]
+        frame = display_frame(gpd.GeoDataFrame(geometry=[part.union_all()], crs=part.crs),
+                              tolerance_m=8.0)
+        name = f"{minutes:g}分钟可达范围 {service.label_en} within {minutes:g} min"
+        group = folium.FeatureGroup(name=escape_text(name), show=True)
+        folium.GeoJson(frame, style_function=lambda f, c=colour: {
+            "fillColor": c, "color": c, "weight": 0.5, "fillOpacity": 0.35}).add_to(group)
+        group.add_to(m)
+    return tiers
+
+
+def _facility_layer(m: folium.Map, facilities: gpd.GeoDataFrame, service: Any, *,
+                    show: bool = True) -> None:
+    import folium
+
+    if facilities.empty:
+        return
+    cap_unit = service.capacity_unit_zh or ""
+    cap = facilities.get("capacity", pd.Series(np.nan, index=facilities.index))
+    data = pd.DataFrame({
+        "名称": facilities.get("name", pd.Series("", index=facilities.index)).map(escape_text),
+        "级别": facilities.get("level", pd.Series("", index=facilities.index)).map(
+            lambda v: escape_text(v) if pd.notna(v) else "—"),
+        "容量": cap.map(lambda v: f"{fmt_number(v)} {escape_text(cap_unit)}" if pd.notna(v)
+                        else "—"),
+        "来源": facilities.get("source", pd.Series("", index=facilities.index)).map(escape_text),
+    }, index=facilities.index)
+    points = facilities.geometry.representative_point() if not (
+        facilities.geom_type == "Point").all() else facilities.geometry
+    frame = display_frame(gpd.GeoDataFrame(data, geometry=points, crs=facilities.crs),
+                          tolerance_m=0.0)
+    colour = SERVICE_COLOURS.get(service.id, "#333333")
+    name = f"{service.label_zh}设施 {service.label_en} facilities ({len(facilities)})"
+    group = folium.FeatureGroup(name=escape_text(name), show=show)
+    folium.GeoJson(
+        frame,
+        marker=folium.CircleMarker(radius=6, fill=True, fill_opacity=0.95, weight=1.5,
+                                   color="#ffffff", fill_color=colour),
+        tooltip=folium.GeoJsonTooltip(fields=["名称"], labels=False),
+        popup=folium.GeoJsonPopup(fields=["名称", "级别", "容量", "来源"],
+                                  aliases=["名称 Name", "级别 Level", "容量 Capacity",
+                                           "来源 Source"]),
+    ).add_to(group)
+    group.add_to(m)
+
+
+def _gap_layer(m: folium.Map, gaps: gpd.GeoDataFrame, service: Any, threshold: float,
+               unit_names: Mapping[str, str]) -> None:
+    import folium
+
+    if gaps is None or gaps.empty:
+        return
+    residents = pd.to_numeric(gaps.get("residents", gaps.get("population", pd.Series(
+        np.nan, index=gaps.index))), errors="coerce")
+    unit = gaps.get("unit_code", gaps.get("unit", pd.Series("", index=gaps.index)))
+    minutes = pd.to_numeric(gaps.get("minutes", pd.Series(np.nan, index=gaps.index)),
+                            errors="coerce")
+    data = pd.DataFrame({
+        "村社": unit.map(lambda c: escape_text(unit_names.get(str(c), c))),
+        "居民": residents.map(fmt_number),
+        "最近设施时间": minutes.map(lambda v: fmt_minutes(v) if np.isfinite(v) else "不可达"),
+        "_r": np.clip(np.sqrt(residents.fillna(0).to_numpy()) / 3.0, 3, 14).round(1),
+    }, index=gaps.index)
+    points = gaps.geometry if (gaps.geom_type == "Point").all() else \
+        gaps.geometry.representative_point()
+    frame = display_frame(gpd.GeoDataFrame(data, geometry=points, crs=gaps.crs),
+                          tolerance_m=0.0)
+    name = (f"未覆盖居民点 Residents beyond {threshold:g} min "
+            f"({fmt_number(residents.sum())}人)")
+    group = folium.FeatureGroup(name=escape_text(name), show=True)
+    folium.GeoJson(
+        frame,
+        marker=folium.CircleMarker(radius=5, fill=True, fill_opacity=0.75, weight=1,
+                                   color="#7f0000", fill_color=GAP_COLOUR),
+        style_function=lambda f: {"radius": f["properties"]["_r"]},
+        tooltip=folium.GeoJsonTooltip(fields=["村社", "居民", "最近设施时间"],
+                                      aliases=["村社 Unit", "居民 Residents",
+                                               "最近设施 Nearest"]),
+    ).add_to(group)
+    group.add_to(m)
+
+
+# --------------------------------------------------------------------------------- builders
+
+
+def service_map(service_audit: Any, dataset: Any, *,
+                isochrones: gpd.GeoDataFrame | None = None,
+                roads: nx.MultiDiGraph | gpd.GeoDataFrame | None = None,
+                tiles: TileChoice = "none", township: str | None = None,
+                title: str | None = None) -> folium.Map:
+    """Return the map of one service's audit (shown inline in Jupyter; save with :func:`save_map`).
+
+    Parameters
+    ----------
+    service_audit
+        A :class:`qyx_geo.audit.ServiceAudit`.
+    dataset
+        The :class:`qyx_geo.dataset.Dataset` the audit ran on (outline, townships, facilities).
+    isochrones
+        Street-band polygons with a ``minutes`` column, as :func:`qyx_geo.isochrones.isochrones`
+        returns them (dissolved per tier); omitted when ``None``.
+    roads
+        A street network (osmnx graph or edges) for the basemap's main roads, or ``None``.
+    tiles
+        Online tile layer shown first: ``"none"`` (default, vector basemap only), ``"osm"`` or
+        ``"gaode"``. The others stay selectable in the layer control.
+    township
+        Restrict the map to one township (name or 9-digit code).
+    title
+        Title text; by default built from the service, year and county result.
+    """
+    import folium
+
+    tiles = _check_tiles(tiles)
+    service = get_service(service_audit.service)
+    code = _township_code(dataset.townships, township)
+    units = service_audit.units
+    facilities = _facilities(dataset, service.id)
+    area = None
+    if code is not None:
+        units = units[units["township_code"].astype(str) == code]
+        area = dataset.townships.loc[[code]].to_crs(METRIC_CRS).buffer(1500).to_crs(WGS84).iloc[0]
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False)
+    tile_layers = add_basemap(m, dataset, roads=None if roads is None else main_roads(roads),
+                              tiles=tiles, township=code)
+    threshold = float(service_audit.threshold_minutes)
+    group_name = (f"村社覆盖率 Coverage ({service.label_zh}, ≤{threshold:g}分钟)")
+    _unit_layer(m, units, service, _facility_names(facilities),
+                group_name=group_name)
+    tiers: list[float] = []
+    if isochrones is not None and not isochrones.empty:
+        tiers = _isochrone_layers(m, _clip_to(isochrones.to_crs(WGS84), area), service)
+    _facility_layer(m, _clip_to(facilities, area), service)
+    gaps = service_audit.gaps
+    if code is not None and gaps is not None and "unit_code" in gaps:
+        gaps = gaps[gaps["unit_code"].astype(str).str.startswith(code)]
+    _gap_layer(m, gaps, service, threshold,
+               {str(k): str(v) for k, v in service_audit.units["name"].items()})
+    county = service_audit.county
+    if title is None:
+        place = dataset.townships.loc[code, "name"] if code else "慈溪市"
+        title = f"{place} · {service.label_zh}{threshold:g}分钟服务圈 · {service_audit.year}年"
+    subtitle = _county_line(county, units, service)
+    add_page_furniture(
+        m, title=title, subtitle=subtitle, tile_layers=tile_layers,
+        synthetic=synthetic_layers(dataset, facilities=facilities,
+                                   gaps=service_audit.gaps),
+        legend=_service_legend(service, threshold, tiers, has_gaps=gaps is not None
+                               and not gaps.empty),
+        bounds=(units if not units.empty else dataset.townships).total_bounds,
+        extent=dataset_extent(dataset))
+    return m
+
+
+def _county_line(county: Mapping[str, Any], units: pd.DataFrame, service: Any) -> str:
+    judged = units["judged"].astype(bool)
+    passing = int((units["passes"].astype(bool) & judged).sum())
+    n = int(judged.sum())
+    text = f"达标村社 Units passing: {passing}/{n}"
+    if n:
+        text += f" ({passing / n:.0%})"
+    target = county.get("target") if isinstance(county, Mapping) else None
+    value = getattr(target, "value", target)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text += f" · 全市目标 Target {value:.0%}" if value <= 1 else f" · 目标 {value:g}"
+        met = county.get("met")
+        if met is not None:
+            text += " · 已达标 met" if met else (
+                f" · 未达标, 差{int(county.get('shortfall_units') or 0)}个村社 not met")
+    return escape_text(text)
+
+
+def _service_legend(service: Any, threshold: float, tiers: list[float], *,
+                    has_gaps: bool) -> list[tuple[str, str, str]]:
+    """Legend rows (kind, colour, label): kind is ``fill``, ``line`` or ``dot``."""
+    rows: list[tuple[str, str, str]] = [("head", "", f"{threshold:g}分钟内居民比例 Share within")]
+    lower = 0.0
+    for upper, colour in SHARE_CLASSES:
+        mark = " ✓" if lower >= 0.8 - 1e-9 else ""
+        rows.append(("fill", colour, f"{lower:.0%}–{upper:.0%}{mark}"))
+        lower = upper
+    rows.append(("fill", NOT_JUDGED_COLOUR, "不考核 not judged"))
+    rows.append(("line", "#b2182b", "未达标村社边框 failing unit"))
+    if tiers:
+        rows.append(("head", "", "步行可达范围 Walking isochrones"))
+        for i, minutes in enumerate(sorted(tiers)):
+            rows.append(("fill", TIER_COLOURS[min(i, len(TIER_COLOURS) - 1)],
+                         f"≤{minutes:g} 分钟 min"))
+    rows.append(("dot", SERVICE_COLOURS.get(service.id, "#333"),
+                 f"{service.label_zh}设施 facility"))
+    if has_gaps:
+        rows.append(("dot", GAP_COLOUR, "未覆盖居民点 uncovered residents"))
+    return rows
+
+
+def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | None = None,
+                 tiles: TileChoice = "none", township: str | None = None) -> folium.Map:
+    """Return the overview map: per village/community, how many services it passes.
+
+    Parameters
+    ----------
+    result
+        A :class:`qyx_geo.audit.AuditResult`.
+    roads, tiles, township
+        As for :func:`service_map`.
+    """
+    import folium
+
+    tiles = _check_tiles(tiles)
+    dataset = result.dataset
+    audits = list(result.services.values())
+    if not audits:
+        msg = "The audit result has no services to map; run the audit with at least one service."
+        raise SettingsError(msg)
+    code = _township_code(dataset.townships, township)
+    base = audits[0].units
+    table = pd.DataFrame(index=base.index)
+    judged_n = pd.Series(0, index=base.index)
+    pass_n = pd.Series(0, index=base.index)
+    for audit in audits:
+        u = audit.units.reindex(base.index)
+        judged = u["judged"].fillna(False).astype(bool)
+        passes = u["passes"].fillna(False).astype(bool) & judged
+        judged_n += judged.astype(int)
+        pass_n += passes.astype(int)
+        label = get_service(audit.service).label_zh
+        table[label] = np.where(~judged, "不考核", np.where(passes, "✓ " + u["share_within"].map(
+            fmt_share), "✗ " + u["share_within"].map(fmt_share)))
+    units = base
+    if code is not None:
+        keep = units["township_code"].astype(str) == code
+        units, table, judged_n, pass_n = units[keep], table[keep], judged_n[keep], pass_n[keep]
+    m = folium.Map(tiles=None, control_scale=True)
+    tile_layers = add_basemap(m, dataset, roads=None if roads is None else main_roads(roads),
+                              tiles=tiles, township=code)
+    n_max = max(int(judged_n.max()) if len(judged_n) else 0, 1)
+    palette = ["#b2182b", "#ef8a62", "#fddbc7", "#d1e5f0", "#67a9cf", "#2166ac"]
+
+    def colour(k: int, n: int) -> str:
+        if n == 0:
+            return NOT_JUDGED_COLOUR
+        return palette[round(k / n * (len(palette) - 1))]
+
+    data = pd.DataFrame({"名称": units["name"].map(escape_text),
+                         "镇街": units["township_name"].map(escape_text),
+                         "达标数": [f"{p}/{j}" for p, j in zip(pass_n, judged_n, strict=True)],
+                         **{k: table[k] for k in table.columns},
+                         "_fill": [colour(p, j) for p, j in zip(pass_n, judged_n, strict=True)]},
+                        index=units.index)
+    frame = display_frame(gpd.GeoDataFrame(data, geometry=units.geometry, crs=units.crs),
+                          tolerance_m=15.0)
+    fields = ["名称", "镇街", "达标数", *table.columns]
+    group = folium.FeatureGroup(name="村社达标服务数 Services passed per unit", show=True)
+    folium.GeoJson(frame, style_function=lambda f: {
+        "fillColor": f["properties"]["_fill"], "fillOpacity": 0.65, "color": "#444",
+        "weight": 0.6}, highlight_function=lambda f: {"weight": 3, "color": "#000"},
+        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=[
+            "名称 Name", "镇街 Township", "达标服务 Services passed", *table.columns],
+            sticky=True)).add_to(group)
+    group.add_to(m)
+    all_facilities = []
+    for audit in audits:
+        service = get_service(audit.service)
+        fac = _facilities(dataset, service.id)
+        all_facilities.append(fac)
+        _facility_layer(m, _clip_to(fac, None if code is None else
+                                    dataset.townships.loc[[code]].union_all()), service,
+                        show=False)
+    legend: list[tuple[str, str, str]] = [("head", "", "达标服务数 Services passed")]
+    for k in range(n_max, -1, -1):
+        legend.append(("fill", colour(k, n_max), f"{k}/{n_max}"))
+    legend.append(("fill", NOT_JUDGED_COLOUR, "不考核 not judged"))
+    for audit in audits:
+        service = get_service(audit.service)
+        legend.append(("dot", SERVICE_COLOURS.get(service.id, "#333"),
+                       f"{service.label_zh}设施 {service.label_en}"))
+    place = dataset.townships.loc[code, "name"] if code else "慈溪市"
+    passing_all = int((pass_n == judged_n).sum())
+    add_page_furniture(
+        m, title=f"{place} · 15分钟公共服务圈总览 · {result.year}年",
+        subtitle=escape_text(f"全部考核服务达标的村社 Units passing every judged service: "
+                             f"{passing_all}/{len(units)}"),
+        tile_layers=tile_layers,
+        synthetic=synthetic_layers(dataset, facilities=pd.concat(all_facilities)
+                                   if all_facilities else None, gaps=None),
+        legend=legend, bounds=(units if not units.empty else dataset.townships).total_bounds,
+        extent=dataset_extent(dataset))
+    return m
+
+
+# ----------------------------------------------------------------------------------- output
+
+
+def save_map(m: folium.Map, path: str | os.PathLike[str], *, assets: AssetMode = "auto") -> Path:
+    """Write ``m`` as one self-contained offline HTML file, atomically; return the path.
+
+    Raises
+    ------
+    qyx_geo._errors.AssetError
+        If the map needs a script or style that is not vendored (nothing is written).
+    """
+    page = render_offline_html(m, assets=assets)
+    leaks = external_urls(page, allow=(OSM_URL.split("{")[0], GAODE_URL.split("{")[0]))
+    if leaks:
+        msg = (f"The map would load {leaks[:3]!r} from the network; refusing to write "
+               f"{os.fspath(path)!r}. Vendor the asset under qyx_geo/_assets.")
+        raise SettingsError(msg)
+    out = _io.atomic_write_text(path, page)
+    logger.info("wrote %s (%.0f kB)", out, len(page.encode("utf-8")) / 1024)
+    return out
+
+
+def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
+                     services: Iterable[str] | None = None,
+                     isochrones: Mapping[str, gpd.GeoDataFrame] | None = None,
+                     roads: nx.MultiDiGraph | gpd.GeoDataFrame | None = None,
+                     tiles: TileChoice = "none", township: str | None = None,
+                     assets: AssetMode = "auto") -> list[Path]:
+    """Write ``overview.html`` and one ``<service>.html`` per service into ``out_dir``.
+
+    Parameters
+    ----------
+    result
+        A :class:`qyx_geo.audit.AuditResult`.
+    out_dir
+        Folder for the HTML files (created if needed). Each file is written atomically.
+    services
+        Service ids to map (default: every service in ``result``).
+    isochrones
+        Per service id, dissolved isochrone polygons with a ``minutes`` column.
+    roads
+        Street network (osmnx graph or edges) for the basemap's main roads.
+    tiles, township, assets
+        As for :func:`service_map` and :func:`save_map`.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, overview first.
+    """
+    ids = list(result.services) if services is None else [get_service(s).id for s in services]
+    missing = [s for s in ids if s not in result.services]
+    if missing:
+        msg = (f"Services {missing!r} are not in the audit result (it has "
+               f"{list(result.services)!r}); rerun the audit with them.")
+        raise SettingsError(msg)
+    out = Path(out_dir)
+    road_lines = None if roads is None else main_roads(roads)
+    written = [save_map(overview_map(result, roads=road_lines, tiles=tiles, township=township),
+                        out / "overview.html", assets=assets)]
+    for sid in ids:
+        iso = None if isochrones is None else isochrones.get(sid)
+        m = service_map(result.services[sid], result.dataset, isochrones=iso, roads=road_lines,
+                        tiles=tiles, township=township)
+        written.append(save_map(m, out / f"{sid}.html", assets=assets))
+    return written
