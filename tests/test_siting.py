@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -229,3 +230,110 @@ def test_explicit_zero_distance_counts_as_reached():
                               judged=np.ones(2, dtype=bool), min_share=0.8, required_units=2)
     assert problem.cover.nnz == 2
     assert solve_milp(reduce_problem(problem), objective="min_sites").chosen.tolist() == [0, 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# propose_sites on a small synthetic county (a street grid, four villages, one township)
+
+X0, Y0 = 520_000.0, 3_340_000.0   # EPSG:4549, near Cixi
+STEP = 100.0                       # grid spacing, m
+
+
+def _grid_graph(nx_, ny_):
+    import networkx as nx
+
+    G = nx.MultiDiGraph(crs="EPSG:4549")
+    for i in range(nx_):
+        for j in range(ny_):
+            G.add_node(i * ny_ + j + 1, x=X0 + i * STEP, y=Y0 + j * STEP)
+    for i in range(nx_):
+        for j in range(ny_):
+            a = i * ny_ + j + 1
+            for b in ([a + ny_] if i + 1 < nx_ else []) + ([a + 1] if j + 1 < ny_ else []):
+                G.add_edge(a, b, length=STEP)
+                G.add_edge(b, a, length=STEP)
+    return G
+
+
+@pytest.fixture(scope="module")
+def county():
+    """A 2.0 x 0.5 km street grid with four 500 m villages side by side and one canteen.
+
+    Demand points sit 10 m off the streets. With a 5-minute canteen threshold (333 m at
+    4 km/h) the canteen at the west end serves only the first village.
+    """
+    import types
+
+    import geopandas as gpd
+    import shapely
+
+    G = _grid_graph(21, 6)
+    codes = [f"3302821002{i:02d}" for i in range(1, 5)]
+    polys = [shapely.box(X0 + 500 * i - 50, Y0 - 50, X0 + 500 * (i + 1) - 50, Y0 + 550)
+             for i in range(4)]
+    units = gpd.GeoDataFrame(
+        {"name": ["甲村", "乙村", "丙村", "丁社区"], "township_code": "330282100",
+         "township_name": "某镇", "kind": ["村委会", "村委会", "村委会", "社区/居委会"],
+         "approximate": True, "source": "synthetic"},
+        geometry=polys, index=pd.Index(codes, name="code"), crs="EPSG:4549").to_crs("EPSG:4326")
+    townships = gpd.GeoDataFrame(
+        {"name": ["某镇"], "kind": ["镇"]}, geometry=[shapely.box(X0 - 50, Y0 - 50, X0 + 1950,
+                                                               Y0 + 550)],
+        index=pd.Index(["330282100"], name="code"), crs="EPSG:4549").to_crs("EPSG:4326")
+    rng = np.random.default_rng(3)
+    rows = []
+    for u, code in enumerate(codes):
+        for k in range(6):
+            x = X0 + 500 * u + 80 * k + 10
+            y = Y0 + 100 * int(rng.integers(0, 5)) + 10
+            pop = float(rng.integers(50, 150))
+            rows.append((f"d{u}{k}", code, pop, round(pop * 0.03), round(pop * 0.25), x, y))
+    demand = gpd.GeoDataFrame(
+        pd.DataFrame(rows, columns=["id", "unit_code", "pop", "pop_0_3", "pop_60p", "x", "y"])
+        .set_index("id").drop(columns=["x", "y"]).assign(township_code="330282100",
+                                                          source="synthetic"),
+        geometry=gpd.points_from_xy([r[5] for r in rows], [r[6] for r in rows]),
+        crs="EPSG:4549").to_crs("EPSG:4326")
+
+    def layer(name, xy, cap=np.nan):
+        return gpd.GeoDataFrame(
+            {"name": [name], "layer": [name], "level": ["村级"], "capacity": [cap],
+             "township_code": ["330282100"], "unit_code": [codes[0]], "source": ["synthetic"]},
+            geometry=[shapely.Point(*xy)], index=pd.Index([f"{name}-1"], name="id"),
+            crs="EPSG:4549").to_crs("EPSG:4326")
+
+    west = (X0 + 200, Y0 + 200)
+    facilities = {s: layer(s, west, 20.0 if s == "nursery" else np.nan)
+                  for s in ("nursery", "canteen", "clinic", "sports")}
+    return types.SimpleNamespace(units=units, townships=townships, demand=demand,
+                                 facilities=facilities, network=G)
+
+
+SETTINGS_5MIN = {"threshold_minutes": {"canteen": 5, "clinic": 5, "sports": 5, "nursery": 5}}
+
+
+def _settings():
+    from qyx_geo.settings import Settings
+
+    return Settings(**SETTINGS_5MIN)
+
+
+def test_propose_sites_meets_the_target_and_the_audit_agrees(county):
+    from qyx_geo.siting import SITE_COLUMNS, propose_sites
+
+    r = propose_sites(county, service="canteen", year=2027, settings=_settings())
+    assert r.before["units_passing"] < r.before["required_units"]
+    assert r.after["verified"] is True
+    assert r.after["met"] is True
+    assert r.after["units_passing"] >= r.before["required_units"]
+    assert r.status == "optimal"
+    assert r.objective == r.n_sites == r.bound
+    assert list(r.sites.columns) == list(SITE_COLUMNS)
+    assert r.sites["order"].tolist() == list(range(1, r.n_sites + 1))
+    assert set(r.sites["unit_code"]) <= set(county.units.index)
+    assert (r.sites["residents_new"] > 0).all()
+    assert r.greedy_objective is not None and r.greedy_objective >= r.objective
+    # the re-run audit is the proof, and the sites sit in the facilities it used
+    after = r.audit_after.services["canteen"]
+    assert after.county["met"] is True
+    assert len(after.facilities) == 1 + r.n_sites
