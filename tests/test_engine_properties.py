@@ -7,6 +7,7 @@ its snap distance, then networkx's Dijkstra runs on that graph.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import geopandas as gpd
@@ -61,7 +62,7 @@ def points(draw: st.DrawFn, prefix: str, lo: int, hi: int) -> gpd.GeoDataFrame:
                             index=[f"{prefix}{i}" for i in range(len(xy))], crs=CRS)
 
 
-def reference_graph(G, net, snaps: dict[str, object]) -> nx.MultiGraph:
+def reference_graph(G, net, snaps: dict[str, object]) -> nx.MultiGraph:  # noqa: N803
     """Undirected copy of G with every snapped point spliced into its edge."""
     H = nx.MultiGraph()
     H.add_nodes_from(G.nodes)
@@ -80,7 +81,7 @@ def reference_graph(G, net, snaps: dict[str, object]) -> nx.MultiGraph:
                    if round(d["length"], 3) == round(length, 3))
         H.remove_edge(a, b, key)
         chain = [(0.0, a), *sorted(on_edge, key=lambda t: t[0]), (length, b)]
-        for (o1, n1), (o2, n2) in zip(chain[:-1], chain[1:], strict=True):
+        for (o1, n1), (o2, n2) in itertools.pairwise(chain):
             H.add_edge(n1, n2, length=o2 - o1)
     return H
 
