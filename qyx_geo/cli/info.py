@@ -28,7 +28,7 @@ _STATUS_ZH = {"real": "真实 real", "synthetic": "合成 synthetic", "mixed": "
               "missing": "缺失 missing"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``info`` sub-command."""
     p = sub.add_parser(
         "info", help="数据集概况 / summary of the loaded dataset",
