@@ -410,6 +410,8 @@ def _network_arrays(dataset: Any, network: Any) -> NetworkArrays:
     """Return the network arrays: given, built from a given graph, or the dataset's."""
     if network is None:
         network = getattr(dataset, "network", None)
+    if network is None and callable(getattr(dataset, "load_network", None)):
+        network = dataset.load_network()
     if isinstance(network, NetworkArrays):
         return network
     if network is None:

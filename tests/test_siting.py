@@ -337,3 +337,40 @@ def test_propose_sites_meets_the_target_and_the_audit_agrees(county):
     after = r.audit_after.services["canteen"]
     assert after.county["met"] is True
     assert len(after.facilities) == 1 + r.n_sites
+
+
+def test_cli_writes_the_sites_table_and_prints_before_after(county, tmp_path, monkeypatch,
+                                                            capsys):
+    import geopandas as gpd
+
+    import qyx_geo.dataset
+    from qyx_geo.cli import main
+
+    ds = county
+
+    class _Loaded:
+        units, townships, demand, facilities = ds.units, ds.townships, ds.demand, ds.facilities
+        network = None
+
+        def load_network(self):
+            return ds.network
+
+    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda data_dir=None: _Loaded())
+    out = tmp_path / "out"
+    code = main(["site", "--service", "sports", "--year", "2027", "--min-share", "0.5",
+                 "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "现状 before" in printed and "新增 after" in printed
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["sites_sports_2027.csv", "sites_sports_2027.geojson",
+                     "sites_sports_2027.json", "sites_sports_2027.xlsx"]
+    raw = (out / "sites_sports_2027.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    table = pd.read_csv(out / "sites_sports_2027.csv", encoding="utf-8-sig")
+    assert "村社 unit_name" in table.columns
+    sheet = pd.read_excel(out / "sites_sports_2027.xlsx", sheet_name=None)
+    assert set(sheet) == {"拟建站点 sites", "概要 summary"}
+    geo = gpd.read_file(out / "sites_sports_2027.geojson")
+    assert len(geo) == len(table) > 0
+    assert geo.crs.to_epsg() == 4326
