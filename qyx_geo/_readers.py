@@ -1,0 +1,419 @@
+"""Readers of facility registers: XLSX, CSV (UTF-8/UTF-16/GBK/GB18030), GeoJSON, GeoPackage.
+
+Private helpers of :mod:`qyx_geo.intake`. Every reader returns a :class:`RawTable`: the cells as
+they were (text or numbers, nothing converted yet), one row per data row, indexed by the row
+number a person sees in the source (the spreadsheet/line number, or the feature number), so the
+intake report can point at it. Anything a reader cannot make sense of becomes a
+:class:`~qyx_geo._errors.DataFileError` that names the file, the row where known, and the fix;
+no other exception leaves this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import logging
+import math
+import re
+import unicodedata
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qyx_geo._errors import DataFileError
+from qyx_geo._names import count_known_headers
+
+__all__ = ["CellError", "RawTable", "cell_text", "decode_bytes", "parse_count", "parse_lonlat",
+           "parse_number", "read_table"]
+
+logger = logging.getLogger(__name__)
+
+#: How many leading rows are searched for the header row (titles often sit above it).
+HEADER_SEARCH_ROWS = 10
+#: Columns added by the geo readers: the point of each feature in the file's CRS.
+GEOM_X, GEOM_Y, GEOM_NOTE = "__geom_x__", "__geom_y__", "__geom_note__"
+_CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
+_XLSX_SUFFIXES = {".xlsx", ".xlsm"}
+_GEO_SUFFIXES = {".geojson", ".json", ".gpkg"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RawTable:
+    """Cells of a register as read, before any interpretation.
+
+    Attributes
+    ----------
+    frame
+        One column per header (text), one row per data row, index = source row number.
+    format
+        ``"csv"``, ``"xlsx"``, ``"geojson"`` or ``"gpkg"``.
+    encoding
+        Text encoding used for CSV (``"utf-8"``, ``"utf-8-sig"``, ``"utf-16"``, ``"gbk"`` or
+        ``"gb18030"``); ``None`` for other formats.
+    header_row
+        Source row number of the header (CSV/XLSX), ``None`` for geo formats.
+    crs
+        CRS declared by a geo file (e.g. ``"EPSG:4326"``), else ``None``.
+    notes
+        Things the reader did that the report should mention (blank rows skipped, ...).
+    """
+
+    frame: pd.DataFrame
+    format: str
+    encoding: str | None = None
+    header_row: int | None = None
+    crs: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def read_table(path: str | Path, *, sheet: str | int | None = None) -> RawTable:
+    """Read a register file into a :class:`RawTable`, choosing the reader by suffix."""
+    file = Path(path)
+    if not file.is_file():
+        msg = f"Register file {str(file)!r} does not exist or is not a file; check the path."
+        raise DataFileError(msg)
+    suffix = file.suffix.lower()
+    if suffix == ".xls":
+        msg = (f"{file.name}: the old Excel .xls format is not supported; open it in Excel/WPS "
+               f"and save it as .xlsx (or as CSV UTF-8).")
+        raise DataFileError(msg)
+    if sheet is not None and suffix not in _XLSX_SUFFIXES:
+        msg = f"{file.name}: sheet={sheet!r} only applies to .xlsx files; drop the sheet option."
+        raise DataFileError(msg)
+    if suffix in _CSV_SUFFIXES:
+        return _read_csv(file)
+    if suffix in _XLSX_SUFFIXES:
+        return _read_xlsx(file, sheet)
+    if suffix in _GEO_SUFFIXES:
+        return _read_geo(file)
+    msg = (f"{file.name}: unsupported file type {suffix!r}; registers must be .xlsx, .csv, "
+           f".geojson or .gpkg.")
+    raise DataFileError(msg)
+
+
+# -- text and tables ---------------------------------------------------------------------------
+
+def decode_bytes(data: bytes, *, file_name: str) -> tuple[str, str]:
+    """Decode register bytes, returning ``(text, encoding)``.
+
+    Tries, in order: a UTF-8 or UTF-16 byte-order mark, strict UTF-8, GBK, GB18030 (a superset
+    of GBK that also decodes rare characters). Text with NUL bytes is refused as binary.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        candidates = ["utf-8-sig"]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        candidates = ["utf-16"]
+    else:
+        candidates = ["utf-8", "gbk", "gb18030"]
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" in text:
+            break
+        return text, encoding
+    msg = (f"{file_name}: cannot decode the file as UTF-8, UTF-16 or GBK/GB18030 text (or it is a "
+           f"binary file with a text suffix). Save it from Excel/WPS as 'CSV UTF-8' and retry.")
+    raise DataFileError(msg)
+
+
+def _blank(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _header_index(rows: list[list[Any]]) -> int:
+    """Return the index (in ``rows``) of the header row.
+
+    That is the leading non-blank row naming the most known fields (at least two), else the
+    first non-blank row.
+    """
+    non_blank = [i for i, r in enumerate(rows) if any(not _blank(c) for c in r)]
+    if not non_blank:
+        return -1
+    window = non_blank[:HEADER_SEARCH_ROWS]
+    scores = [count_known_headers(rows[i]) for i in window]
+    best = max(scores)
+    return window[scores.index(best)] if best >= 2 else window[0]
+
+
+def _table_from_rows(rows: list[list[Any]], *, file_name: str, fmt: str,
+                     encoding: str | None) -> RawTable:
+    """Build a RawTable from rows of cells (``rows[i]`` is source row ``i + 1``)."""
+    h = _header_index(rows)
+    if h < 0:
+        msg = f"{file_name}: the file has no rows; fill in a header row and one row per facility."
+        raise DataFileError(msg)
+    raw_header = rows[h]
+    width = max(i + 1 for i, c in enumerate(raw_header) if not _blank(c))
+    headers: list[str] = []
+    for i, cell in enumerate(raw_header[:width]):
+        name = "" if _blank(cell) else str(cell).strip()
+        name = name or f"列{i + 1}"
+        base, k = name, 2
+        while name in headers:
+            name, k = f"{base}.{k}", k + 1
+        headers.append(name)
+    notes: list[str] = []
+    if h > 0:
+        notes.append(f"表头在第 {h + 1} 行，其上 {h} 行（标题/说明）未作数据 / header found on row "
+                     f"{h + 1}; the {h} row(s) above it were treated as a title, not data")
+    records: list[list[Any]] = []
+    index: list[int] = []
+    blank_rows = 0
+    extra_rows: list[int] = []
+    for i in range(h + 1, len(rows)):
+        row = rows[i]
+        if all(_blank(c) for c in row):
+            blank_rows += 1
+            continue
+        cells = list(row[:width]) + [None] * (width - len(row))
+        if any(not _blank(c) for c in row[width:]):
+            extra_rows.append(i + 1)
+            cells.append("|".join(str(c) for c in row[width:] if not _blank(c)))
+        else:
+            cells.append(None)
+        records.append(cells)
+        index.append(i + 1)
+    if blank_rows:
+        notes.append(f"跳过 {blank_rows} 个空行 / skipped {blank_rows} blank row(s)")
+    frame = pd.DataFrame(records, columns=[*headers, "__extra__"],
+                         index=pd.Index(index, name="row"), dtype=object)
+    return RawTable(frame=frame, format=fmt, encoding=encoding, header_row=h + 1,
+                    notes=tuple(notes))
+
+
+def _read_csv(file: Path) -> RawTable:
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        msg = f"{file.name}: cannot read the file ({err}); check its permissions."
+        raise DataFileError(msg) from err
+    if not data.strip():
+        msg = f"{file.name}: the file is empty; export the register again with a header row."
+        raise DataFileError(msg)
+    text, encoding = decode_bytes(data, file_name=file.name)
+    sample = text[:20000]
+    delimiter = ","
+    if file.suffix.lower() == ".tsv" or encoding == "utf-16":
+        delimiter = "\t"
+    else:
+        with contextlib.suppress(csv.Error):
+            delimiter = csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
+    try:
+        rows = [list(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                                            strict=False)]
+    except csv.Error as err:
+        msg = (f"{file.name}: malformed CSV ({err}); check for unbalanced quotes and save it "
+               f"again as CSV.")
+        raise DataFileError(msg) from err
+    logger.debug("read %s as CSV, encoding %s, delimiter %r", file, encoding, delimiter)
+    return _table_from_rows(rows, file_name=file.name, fmt="csv", encoding=encoding)
+
+
+def _read_xlsx(file: Path, sheet: str | int | None) -> RawTable:
+    import openpyxl
+
+    try:
+        with warnings.catch_warnings():
+            # openpyxl warns about styles/extensions it ignores; they do not affect cell values.
+            warnings.simplefilter("ignore")
+            book = openpyxl.load_workbook(file, read_only=True, data_only=True)
+            try:
+                names = book.sheetnames
+                if sheet is None:
+                    ws = book[names[0]]
+                elif isinstance(sheet, int) and not isinstance(sheet, bool):
+                    if not 0 <= sheet < len(names):
+                        msg = (f"{file.name}: sheet index {sheet!r} is out of range; the workbook "
+                               f"has sheets {names!r} (0-based index).")
+                        raise DataFileError(msg)
+                    ws = book[names[sheet]]
+                elif str(sheet) in names:
+                    ws = book[str(sheet)]
+                else:
+                    msg = f"{file.name}: no sheet named {sheet!r}; the workbook has {names!r}."
+                    raise DataFileError(msg)
+                rows = [list(r) for r in ws.iter_rows(values_only=True)]
+            finally:
+                book.close()
+    except DataFileError:
+        raise
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, IndexError, OSError,
+            EOFError, AttributeError) as err:
+        msg = (f"{file.name}: not a readable .xlsx workbook ({type(err).__name__}: {err}); open it "
+               f"in Excel/WPS and save it again as .xlsx.")
+        raise DataFileError(msg) from err
+    except Exception as err:  # lxml/zip internals raise many kinds of errors on broken files
+        msg = (f"{file.name}: not a readable .xlsx workbook ({type(err).__name__}: {err}); open it "
+               f"in Excel/WPS and save it again as .xlsx.")
+        raise DataFileError(msg) from err
+    return _table_from_rows(rows, file_name=file.name, fmt="xlsx", encoding=None)
+
+
+# -- geo formats -------------------------------------------------------------------------------
+
+def _read_geo(file: Path) -> RawTable:
+    import pyogrio
+    import shapely
+
+    fmt = "gpkg" if file.suffix.lower() == ".gpkg" else "geojson"
+    if file.stat().st_size == 0:
+        msg = f"{file.name}: the file is empty; export the layer again."
+        raise DataFileError(msg)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # GDAL/pyogrio notices about field types
+            layers = pyogrio.list_layers(file)
+            if len(layers) == 0:
+                msg = f"{file.name}: the file has no layers; export the facilities layer again."
+                raise DataFileError(msg)
+            gdf = pyogrio.read_dataframe(file, layer=str(layers[0][0]))
+    except DataFileError:
+        raise
+    except Exception as err:  # GDAL reports broken files through many exception types
+        msg = (f"{file.name}: not a readable {fmt.upper()} file ({type(err).__name__}: {err}); "
+               f"check that it is complete, or export it again from the GIS.")
+        raise DataFileError(msg) from err
+    crs = gdf.crs.to_string() if getattr(gdf, "crs", None) is not None else None
+    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name) if "geometry" in gdf else gdf,
+                         dtype=object)
+    xs: list[float] = []
+    ys: list[float] = []
+    geom_notes: list[str | None] = []
+    geoms = gdf.geometry if "geometry" in gdf else [None] * len(gdf)
+    for geom in geoms:
+        note = None
+        if geom is None or geom.is_empty:
+            x = y = math.nan
+        elif geom.geom_type == "Point":
+            x, y = geom.x, geom.y
+        elif geom.geom_type == "MultiPoint" and len(geom.geoms) == 1:
+            x, y = geom.geoms[0].x, geom.geoms[0].y
+        else:
+            point = shapely.point_on_surface(geom)
+            x, y = point.x, point.y
+            note = (f"{geom.geom_type} 要素取面上一点 / took a point on the {geom.geom_type} "
+                    f"feature")
+        xs.append(float(x))
+        ys.append(float(y))
+        geom_notes.append(note)
+    frame[GEOM_X] = np.asarray(xs, dtype=float)
+    frame[GEOM_Y] = np.asarray(ys, dtype=float)
+    frame[GEOM_NOTE] = geom_notes
+    frame.index = pd.Index(range(1, len(frame) + 1), name="row")
+    frame.columns = [str(c) for c in frame.columns]
+    if frame.empty:
+        msg = f"{file.name}: the layer has no features; export the facilities layer again."
+        raise DataFileError(msg)
+    return RawTable(frame=frame, format=fmt, crs=crs)
+
+
+# -- cells -------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_DMS = re.compile(
+    r"^(?P<hemi1>[NSEW东西南北])?(?P<deg>\d+(?:\.\d+)?)[°度]"
+    r"(?:(?P<min>\d+(?:\.\d+)?)['′分])?(?:(?P<sec>\d+(?:\.\d+)?)(?:″|′′|''|[\"秒])?)?"
+    r"(?P<hemi2>[NSEW东西南北])?$")
+_DEG_HEMI = re.compile(
+    r"^(?P<hemi1>[NSEW东西南北])?(?P<num>\d+(?:\.\d+)?)°?(?P<hemi2>[NSEW东西南北])?$")
+_LEADING_COUNT = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>[个张位人床座名套间]*)$")
+_LONLAT_SPLIT = re.compile(r"[,;\s/|]+")
+_MISSING = {"", "nan", "none", "null", "na", "n/a", "-", "--", "—", "/", "无", "暂无"}
+
+
+class CellError(ValueError):
+    """A cell's text is not what its column needs (caught by the intake, never leaves it)."""
+
+
+def cell_text(value: object) -> str:
+    """Return a cell as stripped, NFKC-folded text ('' for blanks and NaN)."""
+    if _blank(value):
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return unicodedata.normalize("NFKC", str(value)).strip()
+
+
+def parse_number(value: object) -> float | None:
+    """Parse a coordinate cell: a number, ``"121.25"``, ``"121.25E"``, ``"121°15′30″"``.
+
+    Returns ``None`` for a blank/missing cell; raises :class:`CellError` for anything else
+    that is not a finite number.
+    """
+    if isinstance(value, bool):
+        raise CellError(f"{value!r} is not a number")
+    if isinstance(value, int | float | np.integer | np.floating):
+        number = float(value)
+        if math.isnan(number):
+            return None
+        if not math.isfinite(number):
+            raise CellError(f"{value!r} is not a finite number")
+        return number
+    text = cell_text(value).replace(" ", "").replace("，", ",")
+    if text.lower() in _MISSING:
+        return None
+    if _NUMBER.match(text):
+        number = float(text)
+        if not math.isfinite(number):
+            raise CellError(f"{value!r} is not a finite number")
+        return number
+    m = _DEG_HEMI.match(text) or _DMS.match(text)
+    if m is None:
+        raise CellError(f"{value!r} is not a number or a degree value like 121°15′30″")
+    groups = m.groupdict()
+    if "num" in groups:
+        number = float(groups["num"])
+    else:
+        number = (float(groups["deg"]) + float(groups.get("min") or 0) / 60.0
+                  + float(groups.get("sec") or 0) / 3600.0)
+    hemi = groups.get("hemi1") or groups.get("hemi2")
+    if hemi in {"S", "W", "南", "西"}:
+        number = -number
+    return number
+
+
+def parse_lonlat(value: object) -> tuple[float, float] | None:
+    """Parse a combined "经度,纬度" cell (as copied from a map picker) into two numbers."""
+    text = cell_text(value).replace("，", ",")
+    if text.lower() in _MISSING:
+        return None
+    parts = [p for p in _LONLAT_SPLIT.split(text.strip("()[]")) if p]
+    if len(parts) != 2:
+        raise CellError(f"{value!r} is not two numbers 'lon,lat'")
+    first, second = parse_number(parts[0]), parse_number(parts[1])
+    if first is None or second is None:
+        raise CellError(f"{value!r} is not two numbers 'lon,lat'")
+    return first, second
+
+
+def parse_count(value: object) -> float | None:
+    """Parse a capacity cell (``30``, ``"30"``, ``"30个"``, ``"30张"``); ``None`` when blank."""
+    if isinstance(value, bool):
+        raise CellError(f"{value!r} is not a count")
+    if isinstance(value, int | float | np.integer | np.floating):
+        number = float(value)
+        if math.isnan(number):
+            return None
+    else:
+        text = cell_text(value).replace(",", "").replace(" ", "")
+        if text.lower() in _MISSING:
+            return None
+        m = _LEADING_COUNT.match(text)
+        if m is None:
+            raise CellError(f"{value!r} is not a count like 30 or '30个'")
+        number = float(m.group("num"))
+    if not math.isfinite(number) or number < 0 or number > 1e6:
+        raise CellError(f"{value!r} is not a plausible count (0 to 1,000,000)")
+    return number
