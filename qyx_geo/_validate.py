@@ -36,6 +36,7 @@ from qyx_geo._errors import (
 from qyx_geo.schema import METRIC_CRS, WGS84
 
 __all__ = [
+    "COLUMN_ALIASES",
     "MAX_LISTED",
     "RowRef",
     "check_code_format",
@@ -44,6 +45,7 @@ __all__ = [
     "check_unique_ids",
     "closest",
     "normalise_codes",
+    "plain",
     "read_csv",
     "read_vector",
     "require_columns",
@@ -111,10 +113,22 @@ def _enumerate_more(items: Sequence[_T], describe: Callable[[_T], str]) -> str:
     return shown
 
 
+def plain(value: object) -> object:
+    """Return numpy scalars as Python values so that messages show ``-20.0``, not ``np.float64``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def closest(value: str, candidates: Iterable[str], *, cutoff: float = 0.6) -> str | None:
-    """Return the candidate closest to ``value`` (aliases first, then difflib), or ``None``."""
+    """Return the candidate closest to ``value``, or ``None``.
+
+    Known synonyms come first in both directions (a table's ``population`` for our ``pop``, or
+    our ``lon`` for a user's ``lng``), then a case-insensitive match, then difflib's best match.
+    """
     pool = [str(c) for c in candidates]
     low = str(value).strip().lower()
+    for cand in pool:
+        if cand.strip().lower() in COLUMN_ALIASES.get(low, ()):
+            return cand
     for target, aliases in COLUMN_ALIASES.items():
         if low in aliases and target in pool:
             return target

@@ -29,6 +29,7 @@ from qyx_geo._validate import (
     check_points_in_outline,
     check_unique_ids,
     normalise_codes,
+    plain,
     read_vector,
     require_columns,
 )
@@ -183,7 +184,8 @@ def _check_values(df: pd.DataFrame, column: str, allowed: tuple[str, ...], sourc
     bad = [i for i, v in enumerate(df[column]) if v not in allowed]
     if bad:
         i = bad[0]
-        msg = (f"{source_name}: column {column!r} at {rows(i, ids[i])} is {df[column].iloc[i]!r}; "
+        msg = (f"{source_name}: column {column!r} at {rows(i, ids[i])} is "
+               f"{plain(df[column].iloc[i])!r}; "
                f"allowed values are {list(allowed)!r} ({len(bad)} bad row(s)).")
         raise DataFileError(msg)
 
@@ -195,7 +197,7 @@ def _check_capacity(df: pd.DataFrame, source_name: str, rows: RowRef, ids: list[
            if (not _is_missing(r) and not np.isfinite(v)) or (np.isfinite(v) and v < 0)]
     if bad:
         i = bad[0]
-        msg = (f"{source_name}: column 'capacity' at {rows(i, ids[i])} is {raw.iloc[i]!r}; "
+        msg = (f"{source_name}: column 'capacity' at {rows(i, ids[i])} is {plain(raw.iloc[i])!r}; "
                "capacity (托位/座位/床位) must be a number >= 0, or empty where it does not apply "
                f"({len(bad)} bad row(s)).")
         raise DataFileError(msg)

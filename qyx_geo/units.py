@@ -35,6 +35,7 @@ from qyx_geo._validate import (
     check_points_in_outline,
     check_unique_ids,
     normalise_codes,
+    plain,
     read_csv,
     read_vector,
     require_columns,
@@ -123,7 +124,7 @@ def _check_flags(df: pd.DataFrame, column: str, *, source_name: str, rows: RowRe
     if bad:
         i = bad[0]
         msg = (f"{source_name}: column {column!r} must be true/false; {rows(i, ids[i])} holds "
-               f"{df[column].iloc[i]!r}. Write JSON booleans (true/false).")
+               f"{plain(df[column].iloc[i])!r}. Write JSON booleans (true/false).")
         raise DataFileError(msg)
 
 
@@ -132,7 +133,8 @@ def _check_choice(values: pd.Series, allowed: tuple[str, ...], *, column: str, s
     bad = [i for i, v in enumerate(values) if v not in allowed]
     if bad:
         i = bad[0]
-        msg = (f"{source_name}: column {column!r} at {rows(i, ids[i])} is {values.iloc[i]!r}; "
+        msg = (f"{source_name}: column {column!r} at {rows(i, ids[i])} is "
+               f"{plain(values.iloc[i])!r}; "
                f"allowed values are {list(allowed)!r} ({len(bad)} bad row(s)).")
         raise DataFileError(msg)
 
@@ -257,7 +259,8 @@ def _check_counts(df: pd.DataFrame, *, source_name: str, rows: RowRef, ids: list
                if not (np.isfinite(v) and v >= 0 and float(v).is_integer())]
         if bad:
             i = bad[0]
-            msg = (f"{source_name}: column {col!r} at {rows(i, ids[i])} is {df[col].iloc[i]!r}; "
+            msg = (f"{source_name}: column {col!r} at {rows(i, ids[i])} is "
+                   f"{plain(df[col].iloc[i])!r}; "
                    f"resident counts must be whole numbers >= 0 ({len(bad)} bad row(s)).")
             raise DataFileError(msg)
         df[col] = values.astype(np.int64)
