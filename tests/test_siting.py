@@ -374,3 +374,143 @@ def test_cli_writes_the_sites_table_and_prints_before_after(county, tmp_path, mo
     geo = gpd.read_file(out / "sites_sports_2027.geojson")
     assert len(geo) == len(table) > 0
     assert geo.crs.to_epsg() == 4326
+
+
+@pytest.mark.parametrize("service", ["nursery", "canteen", "clinic", "sports"])
+@pytest.mark.parametrize("method", ["milp", "greedy"])
+def test_every_service_meets_its_target_when_applied(county, service, method):
+    from qyx_geo.siting import propose_sites
+
+    r = propose_sites(county, service=service, year=2027, settings=_settings(), method=method)
+    assert r.after["verified"] and r.after["met"] is True
+    if service == "nursery":
+        # every new site is sized to 5.5 places per 1,000 residents it newly covers
+        expected = np.ceil(r.sites["population_new"] * r.capacity["rate_per_1000"] / 1000)
+        assert r.sites["capacity"].tolist() == expected.tolist()
+        assert r.capacity["places_added"] == r.sites["capacity"].sum()
+        assert r.capacity["per_1000_after"] > r.capacity["per_1000_before"]
+    else:
+        assert r.capacity is None and r.sites["capacity"].isna().all()
+
+
+def test_max_sites_and_budget_with_user_candidates(county, tmp_path):
+    from qyx_geo.siting import propose_sites
+
+    audit_sites = propose_sites(county, service="canteen", year=2027, settings=_settings())
+    best = audit_sites.sites
+    # the optimum's sites as a user list, plus a dear copy of the first one
+    rows = [(f"c{i}", f"候选{i}", lon, lat, 1.0)
+            for i, (lon, lat) in enumerate(zip(best["lon"], best["lat"], strict=True))]
+    rows.append(("dear", "贵", best["lon"].iloc[0], best["lat"].iloc[0], 10.0))
+    path = tmp_path / "cands.csv"
+    pd.DataFrame(rows, columns=["id", "name", "lon", "lat", "cost"]).to_csv(path, index=False)
+    two = propose_sites(county, service="canteen", year=2027, settings=_settings(),
+                        candidates=path, max_sites=2)
+    assert two.objective_kind == "max_units"
+    assert two.n_sites <= 2
+    assert two.after["units_passing"] == two.before["units_passing"] + two.objective
+    assert "dear" not in set(two.sites["candidate_id"])
+    cheap = propose_sites(county, service="canteen", year=2027, settings=_settings(),
+                          candidates=path, budget=2.5)
+    assert cheap.sites["cost"].sum() <= 2.5
+    full = propose_sites(county, service="canteen", year=2027, settings=_settings(),
+                         candidates=path)
+    assert full.n_sites == audit_sites.n_sites
+    assert full.after["met"] is True
+
+
+def test_unreachable_target_names_the_units_no_candidate_reaches(county):
+    import geopandas as gpd
+    import shapely
+
+    from qyx_geo.siting import propose_sites
+
+    # one candidate at the west end: the eastern villages stay out of reach
+    far = gpd.GeoDataFrame({"name": ["西端"]}, geometry=[shapely.Point(X0, Y0)],
+                           index=pd.Index(["w"], name="id"), crs="EPSG:4549")
+    with pytest.raises(SolverError, match=r"failing unit\(s\) cannot reach min_share"):
+        propose_sites(county, service="canteen", year=2027, settings=_settings(),
+                      candidates=far)
+
+
+def test_proposals_are_deterministic_and_leave_inputs_alone(county):
+    from qyx_geo.siting import propose_sites
+
+    before = county.demand.copy()
+    runs = [propose_sites(county, service="clinic", year=2027, settings=_settings(),
+                          method=m, verify=False) for m in ("milp", "milp", "greedy", "greedy")]
+    assert runs[0].sites.drop(columns="geometry").equals(runs[1].sites.drop(columns="geometry"))
+    assert runs[2].sites.drop(columns="geometry").equals(runs[3].sites.drop(columns="geometry"))
+    assert runs[0].after["verified"] is False
+    pd.testing.assert_frame_equal(county.demand, before)
+
+
+def test_existing_coverage_is_kept(county):
+    from qyx_geo.audit import run_audit
+    from qyx_geo.siting import propose_sites
+
+    settings = _settings().replace(min_share=0.5)
+    audit = run_audit(county, year=2027, services=["canteen"], settings=settings)
+    sa = audit.services["canteen"]
+    assert sa.county["units_passing"] >= 1          # the west village passes today
+    r = propose_sites(audit, service="canteen")
+    assert r.year == 2027 and r.settings == settings
+    assert r.before["units_passing"] == sa.county["units_passing"]
+    after = r.audit_after.services["canteen"]
+    # the existing canteen is still there, and still serves whom it served
+    assert set(sa.facilities.index) < set(after.facilities.index)
+    assert after.points.loc[sa.points["within"], "within"].all()
+    # residents newly covered add up to what the re-run audit finds
+    gained = after.units["population_within"].sum() - sa.units["population_within"].sum()
+    assert r.sites["residents_new"].sum() == pytest.approx(gained, abs=0.5)
+    # without the existing canteen at least as many new sites are needed
+    bare = dict(county.facilities, canteen=county.facilities["canteen"].iloc[:0])
+    none = run_audit(county, year=2027, services=["canteen"], settings=settings,
+                     facilities={"canteen": bare["canteen"]})
+    assert propose_sites(none, service="canteen").n_sites >= r.n_sites
+    with pytest.raises(SettingsError, match="differs from the audit's year"):
+        propose_sites(audit, service="canteen", year=2025)
+
+
+def test_sites_layer_escapes_names(county):
+    import folium
+
+    from qyx_geo.siting import propose_sites, sites_layer
+
+    r = propose_sites(county, service="clinic", year=2027, settings=_settings(), verify=False)
+    sites = r.sites.copy()
+    sites.loc[sites.index[0], "unit_name"] = "<script>alert(1)</script>"
+    import dataclasses
+
+    m = folium.Map()
+    sites_layer(dataclasses.replace(r, sites=sites)).add_to(m)
+    page = m.get_root().render()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;" in page
+    assert page.count("circle_marker") >= r.n_sites
+
+
+@pytest.mark.parametrize(("content", "error", "match"), [
+    ("id,lon,lat\na,121.2,\n", "CoordinateError", "row 2"),
+    ("id,x,y\na,1,2\n", "ColumnError", "'lon' and 'lat'"),
+    ("id,lon,lat\na,121.2,30.2\na,121.3,30.2\n", "DuplicateIdError", "'a'"),
+    ("id,lon,lat,cost\na,121.2,30.2,-1\n", "DataFileError", "cost"),
+])
+def test_read_candidates_rejects_bad_files(tmp_path, content, error, match):
+    import qyx_geo._errors as errors
+    from qyx_geo.siting import read_candidates
+
+    path = tmp_path / "c.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(getattr(errors, error), match=match):
+        read_candidates(path)
+
+
+def test_set_covering_needs_a_target(county):
+    from qyx_geo._errors import NoTargetError
+    from qyx_geo.siting import propose_sites
+
+    with pytest.raises(NoTargetError, match="max_sites or budget"):
+        propose_sites(county, service="canteen", year=2022, settings=_settings())
+    r = propose_sites(county, service="canteen", year=2022, settings=_settings(), max_sites=1)
+    assert r.n_sites == 1 and r.before["target"] is None
