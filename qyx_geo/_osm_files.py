@@ -1,0 +1,221 @@
+"""Reading street-network files for :mod:`qyx_geo.network`: formats, osmnx's way filters, PBF.
+
+Everything here turns a file into an *unsimplified, unfiltered* osmnx graph whose edges carry
+the tags the way filter needs; :mod:`qyx_geo.network` filters, simplifies, projects and caches.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import logging
+import re
+import xml.etree.ElementTree as ET
+import xml.sax
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+import osmnx as ox
+
+from qyx_geo._errors import DataFileError
+
+__all__ = [
+    "FORMATS",
+    "FileFormat",
+    "WayFilter",
+    "detect_format",
+    "highway_counts",
+    "osmnx_settings",
+    "pbf_to_xml",
+    "read_graphml",
+    "read_osm_xml",
+    "way_filter",
+    "xml_generator",
+]
+
+logger = logging.getLogger(__name__)
+
+FileFormat = Literal["osm", "pbf", "graphml"]
+
+#: File name endings we read, and how.
+FORMATS: dict[str, FileFormat] = {
+    ".osm": "osm", ".xml": "osm", ".osm.bz2": "osm", ".osm.gz": "osm", ".xml.bz2": "osm",
+    ".osm.pbf": "pbf", ".pbf": "pbf", ".graphml": "graphml",
+}
+
+# One clause of an Overpass way filter: ["key"], ["key"~"re"] or ["key"!~"re"].
+_CLAUSE = re.compile(r'\["([^"]+)"(?:(!?~)"([^"]*)")?\]')
+
+#: osmnx 2.1's walk filter, used only if a future osmnx moves its private filter function.
+_FALLBACK_WALK = (
+    '["highway"]["area"!~"yes"]["access"!~"private"]'
+    '["highway"!~"abandoned|bus_guideway|construction|cycleway|motor|no|planned|'
+    'platform|proposed|raceway|razed|rest_area|services"]'
+    '["foot"!~"no"]["service"!~"private"]'
+    '["sidewalk"!~"separate"]["sidewalk:both"!~"separate"]'
+    '["sidewalk:left"!~"separate"]["sidewalk:right"!~"separate"]'
+)
+
+
+class WayFilter:
+    """osmnx's Overpass way filter for a network type, applied to tags we already hold.
+
+    The filter string is osmnx's own (``osmnx._overpass._get_network_filter``), parsed into
+    clauses with Overpass semantics: ``["k"]`` needs the key, ``["k"~"re"]`` needs a value
+    matching ``re`` (unanchored, case-sensitive), ``["k"!~"re"]`` rejects a matching value and
+    accepts a missing key. Tag values that simplification turned into lists fail if any value
+    fails.
+    """
+
+    def __init__(self, network_type: str) -> None:
+        self.network_type = network_type
+        try:
+            text = ox._overpass._get_network_filter(network_type)
+        except AttributeError:  # pragma: no cover - osmnx moved its private helper
+            if network_type != "walk":
+                raise
+            logger.warning("osmnx has no _get_network_filter; using osmnx 2.1's walk filter")
+            text = _FALLBACK_WALK
+        self.text = text
+        self.clauses = [(k, op or None, re.compile(rx) if op else None)
+                        for k, op, rx in _CLAUSE.findall(text)]
+        if not self.clauses:  # pragma: no cover - osmnx changed its filter syntax
+            msg = f"cannot parse osmnx's {network_type!r} way filter {text!r}"
+            raise RuntimeError(msg)
+
+    @property
+    def keys(self) -> list[str]:
+        """Tag keys the filter reads."""
+        return list(dict.fromkeys(k for k, _, _ in self.clauses))
+
+    def accepts(self, tags: Mapping[str, Any]) -> bool:
+        """Return whether a way (or an edge's attributes) passes the filter."""
+        for key, op, rx in self.clauses:
+            value = tags.get(key)
+            if op is None:
+                if value is None:
+                    return False
+                continue
+            values = [str(v) for v in value] if isinstance(value, list) else (
+                [] if value is None else [str(value)])
+            hit = any(rx.search(v) for v in values)  # type: ignore[union-attr]
+            if (op == "~" and not hit) or (op == "!~" and hit):
+                return False
+        return True
+
+
+def way_filter(network_type: str) -> WayFilter:
+    """Return osmnx's way filter for ``network_type`` (``walk``, ``all``, ``drive``, …)."""
+    return WayFilter(network_type)
+
+
+def detect_format(path: Path) -> FileFormat:
+    """Return the format of ``path`` from its name, or raise :class:`DataFileError`."""
+    name = path.name.lower()
+    for ending in sorted(FORMATS, key=len, reverse=True):
+        if name.endswith(ending):
+            return FORMATS[ending]
+    msg = (f"{str(path)!r}: unknown network file type; use one of "
+           f"{', '.join(sorted(FORMATS))} (OSM XML, OSM PBF or osmnx GraphML)")
+    raise DataFileError(msg)
+
+
+@contextlib.contextmanager
+def osmnx_settings(**overrides: Any) -> Iterator[None]:
+    """Temporarily change ``osmnx.settings`` and restore them afterwards."""
+    old = {k: getattr(ox.settings, k) for k in overrides}
+    try:
+        for k, v in overrides.items():
+            setattr(ox.settings, k, v)
+        yield
+    finally:
+        for k, v in old.items():
+            setattr(ox.settings, k, v)
+
+
+def _open_text(path: Path) -> Any:
+    if path.suffix == ".bz2":
+        return bz2.open(path, "rt", encoding="utf-8")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open("rt", encoding="utf-8")
+
+
+def xml_generator(path: Path) -> str:
+    """Return the ``generator`` attribute of an OSM XML file's root ('' if none or unreadable)."""
+    with (contextlib.suppress(OSError, EOFError, ET.ParseError, UnicodeDecodeError),
+          _open_text(path) as fh):
+        for _, elem in ET.iterparse(fh, events=("start",)):
+            return str(elem.attrib.get("generator", ""))
+    return ""
+
+
+def read_osm_xml(path: Path, wf: WayFilter, *, bidirectional: bool) -> nx.MultiDiGraph:
+    """Read OSM XML through ``osmnx.graph_from_xml``, keeping the tags ``wf`` needs.
+
+    Returns the raw (unsimplified, unfiltered, all components) graph; broken, empty or
+    non-OSM files raise :class:`DataFileError` naming the file.
+    """
+    tags = list(dict.fromkeys([*ox.settings.useful_tags_way, *wf.keys, "source"]))
+    fix = "re-export the extract (e.g. `osmium cat in.pbf -o out.osm.bz2`) or download it again"
+    try:
+        with osmnx_settings(useful_tags_way=tags):
+            return ox.graph_from_xml(path, bidirectional=bidirectional, simplify=False,
+                                     retain_all=True)
+    except (ET.ParseError, xml.sax.SAXParseException) as err:
+        msg = f"{str(path)!r} is not valid OSM XML ({err}); {fix}"
+        raise DataFileError(msg) from err
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        msg = f"{str(path)!r} cannot be read or decompressed ({err}); {fix}"
+        raise DataFileError(msg) from err
+    except ox._errors.InsufficientResponseError as err:
+        msg = f"{str(path)!r} holds no OSM nodes or ways; use a file with streets"
+        raise DataFileError(msg) from err
+    except (KeyError, TypeError, ValueError) as err:
+        msg = f"{str(path)!r} is XML but not OSM XML ({type(err).__name__}: {err}); {fix}"
+        raise DataFileError(msg) from err
+
+
+def read_graphml(path: Path) -> nx.MultiDiGraph:
+    """Read an osmnx GraphML file; broken files raise :class:`DataFileError`."""
+    try:
+        return ox.load_graphml(path)
+    except (ET.ParseError, nx.NetworkXError, OSError, EOFError, KeyError, ValueError,
+            TypeError, IndexError) as err:
+        msg = (f"{str(path)!r} is not a readable osmnx GraphML file ({type(err).__name__}: "
+               f"{err}); save graphs with osmnx.save_graphml")
+        raise DataFileError(msg) from err
+
+
+def pbf_to_xml(pbf: Path, out: Path) -> Path:
+    """Convert the ``highway`` ways of an OSM PBF (plus the nodes they use) to OSM XML.
+
+    Uses pyosmium's :class:`osmium.BackReferenceWriter`, so the XML is reference-complete and
+    can go through ``osmnx.graph_from_xml`` like any extract. Returns ``out``.
+    """
+    import osmium  # heavy; only needed for PBF
+
+    try:
+        with osmium.BackReferenceWriter(str(out), ref_src=str(pbf), overwrite=True,
+                                        remove_tags=False) as writer:
+            for way in osmium.FileProcessor(str(pbf), osmium.osm.WAY).with_filter(
+                    osmium.filter.KeyFilter("highway")):
+                writer.add(way)
+    except RuntimeError as err:
+        msg = (f"{str(pbf)!r} is not a readable OSM PBF file ({err}); check the download "
+               "(`osmium fileinfo FILE`) or export it again")
+        raise DataFileError(msg) from err
+    return out
+
+
+def highway_counts(G: nx.MultiDiGraph) -> Counter[str]:  # noqa: N803
+    """Return how many edges carry each ``highway`` value (lists counted per value)."""
+    counts: Counter[str] = Counter()
+    for _, _, hw in G.edges(data="highway"):
+        for value in hw if isinstance(hw, list) else [hw]:
+            counts[str(value)] += 1
+    return counts

@@ -1,0 +1,489 @@
+"""Street networks: load (embedded, file or online), walk-filter, project to EPSG:4549, cache.
+
+One entry point, :func:`load_network`, returns the graph every later stage uses::
+
+    >>> G = load_network("default")          # doctest: +SKIP
+    >>> G.graph["crs"]                       # doctest: +SKIP
+    'EPSG:4549'
+
+The contract: an ``osmnx``-style :class:`networkx.MultiDiGraph` with ``graph["crs"] ==
+"EPSG:4549"``, node attributes ``x``/``y`` in metres, edge attribute ``length`` in metres and,
+for simplified edges, a projected ``geometry``. Walking ignores one-way rules, so the walk graph
+has every edge in both directions.
+
+Files (OSM XML, ``.osm.bz2``, ``.osm.pbf``, GraphML) go through ``osmnx.graph_from_xml`` exactly
+as a real extract would (PBF is first converted to XML with pyosmium); ways are then kept or
+dropped with osmnx's own Overpass filter for the network type (``network_type="walk"`` drops
+motorways, cycleways, ``foot=no``, private roads…), the largest connected piece is kept, the
+topology simplified and the graph projected. The result is cached in
+:func:`qyx_geo._paths.cache_dir` keyed by the file's SHA-256, the options and the package
+versions, so a second load takes seconds. :func:`fetch_network` downloads from OpenStreetMap
+with osmnx, fails within seconds when offline, and caches what it got.
+"""
+
+# ruff: noqa: N803, N806  (G for a graph, as in osmnx and networkx)
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import pickle
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import networkx as nx
+import osmnx as ox
+import pyproj
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
+
+from qyx_geo import __version__
+from qyx_geo._errors import DataFileError, NetworkError, OfflineError, SettingsError
+from qyx_geo._io import atomic_write, atomic_write_text
+from qyx_geo._osm_files import (
+    FORMATS,
+    WayFilter,
+    detect_format,
+    highway_counts,
+    osmnx_settings,
+    pbf_to_xml,
+    read_graphml,
+    read_osm_xml,
+    xml_generator,
+)
+from qyx_geo._paths import cache_dir, data_dir
+from qyx_geo.schema import METRIC_CRS
+
+__all__ = [
+    "DEFAULT_NETWORK_PATH",
+    "NETWORK_TYPES",
+    "SUPPORTED_SUFFIXES",
+    "CacheEntry",
+    "NetworkType",
+    "cache_entries",
+    "clear_cache",
+    "default_network_path",
+    "fetch_network",
+    "load_network",
+    "network_summary",
+    "validate_network",
+]
+
+logger = logging.getLogger(__name__)
+
+NetworkType = Literal["walk", "bike", "drive", "drive_service", "all", "all_public"]
+NETWORK_TYPES: tuple[str, ...] = ("walk", "bike", "drive", "drive_service", "all", "all_public")
+#: The embedded network, relative to :func:`qyx_geo._paths.data_dir`.
+DEFAULT_NETWORK_PATH = Path("network") / "cixi_walk_synthetic.osm.bz2"
+#: ``generator`` prefix of files written by :mod:`qyx_geo.synth.network`.
+_SYNTH_GENERATOR = "qyx_geo.synth"
+_CACHE_SUBDIR = "networks"
+_HTTP_SUBDIR = "osmnx-http"
+# Bump when the processing below changes, so that old cached graphs are not reused.
+_PIPELINE = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheEntry:
+    """One cached processed network."""
+
+    path: Path
+    size_bytes: int
+    source: str
+    network_type: str
+    nodes: int
+    edges: int
+    created: str
+
+
+def default_network_path() -> Path:
+    """Return the path of the embedded network file (``data/network/…osm.bz2``)."""
+    return data_dir() / DEFAULT_NETWORK_PATH
+
+
+def _check_type(network_type: str) -> str:
+    if network_type not in NETWORK_TYPES:
+        msg = (f"network_type must be one of {', '.join(NETWORK_TYPES)}; got {network_type!r} "
+               "(walking audits use 'walk')")
+        raise SettingsError(msg)
+    return network_type
+
+
+def _versions() -> dict[str, str]:
+    return {"qyx_geo": __version__, "osmnx": ox.__version__, "networkx": nx.__version__,
+            "pipeline": str(_PIPELINE)}
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cache_key(identity: dict[str, Any]) -> str:
+    text = json.dumps({**identity, **_versions()}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _cache_path(label: str, key: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:60]
+    return cache_dir() / _CACHE_SUBDIR / f"{safe}-{key}.pickle"
+
+
+def _cache_read(path: Path) -> nx.MultiDiGraph | None:
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as fh:
+            G = pickle.load(fh)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as err:
+        logger.warning("ignoring unreadable cached network %s (%s)", path, err)
+        return None
+    return G if isinstance(G, nx.MultiDiGraph) else None
+
+
+def _cache_write(path: Path, G: nx.MultiDiGraph) -> None:
+    with atomic_write(path, "wb") as fh:
+        pickle.dump(G, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {"source": G.graph.get("qyx_source", ""), "network_type": G.graph.get("network_type"),
+            "nodes": len(G), "edges": G.number_of_edges(),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **_versions()}
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, ensure_ascii=False, indent=1))
+
+
+def load_network(
+    source: str | os.PathLike[str] | nx.MultiDiGraph = "default",
+    *,
+    network_type: NetworkType = "walk",
+    cache: bool = True,
+    simplify: bool = True,
+    retain_all: bool = False,
+) -> nx.MultiDiGraph:
+    """Load a street network, filter it to ``network_type``, project it to EPSG:4549.
+
+    Parameters
+    ----------
+    source
+        ``"default"`` (the embedded synthetic Cixi network), a file path (``.osm``, ``.osm.bz2``,
+        ``.osm.gz``, ``.osm.pbf``, ``.graphml``) or an osmnx graph with a ``crs``. For OSM data
+        online, use :func:`fetch_network`.
+    network_type
+        osmnx network type whose way filter is applied (``walk`` for walking audits).
+    cache
+        Read/write the processed graph from/to the cache (not for in-memory graphs).
+    simplify
+        Simplify the topology (osmnx ``simplify_graph``) unless the graph already is.
+    retain_all
+        Keep every connected piece instead of only the largest one.
+
+    Returns
+    -------
+    networkx.MultiDiGraph
+        Projected graph (``graph["crs"] == "EPSG:4549"``); ``graph["synthetic"]`` tells whether
+        it is the generated network, ``graph["qyx_source"]`` where it came from.
+
+    Raises
+    ------
+    DataFileError
+        The file is missing, empty, broken or of an unknown type.
+    NetworkError
+        The data hold no walkable (``network_type``) edges, or a graph has no CRS.
+    """
+    _check_type(network_type)
+    opts = {"network_type": network_type, "simplify": simplify, "retain_all": retain_all}
+    if isinstance(source, nx.MultiDiGraph):
+        return _prepare(source.copy(), label="graph", opts=opts, synthetic=None)
+    if isinstance(source, nx.Graph):
+        msg = (f"source must be a networkx.MultiDiGraph (osmnx graph); got "
+               f"{type(source).__name__}; convert with nx.MultiDiGraph(G) and set G.graph['crs']")
+        raise NetworkError(msg)
+    path = default_network_path() if str(source) == "default" else Path(source)
+    if not path.exists():
+        fix = ("the embedded network is missing: rebuild it with `python -m qyx_geo.synth`"
+               if str(source) == "default" else "check the path")
+        msg = f"network file {str(path)!r} not found; {fix}"
+        raise DataFileError(msg)
+    if not path.is_file() or path.stat().st_size == 0:
+        msg = f"network file {str(path)!r} is empty or not a file; export the network again"
+        raise DataFileError(msg)
+    fmt = detect_format(path)
+    key = _cache_key({"sha256": _file_sha256(path), **opts})
+    cpath = _cache_path(path.name, key)
+    if cache and (G := _cache_read(cpath)) is not None:
+        logger.info("network %s loaded from cache %s", path, cpath)
+        return G
+    t0 = time.perf_counter()
+    G = _read_file(path, fmt, network_type)
+    G = _prepare(G, label=str(path), opts=opts,
+                 synthetic=xml_generator(path).startswith(_SYNTH_GENERATOR) or None)
+    logger.info("network %s processed in %.1f s: %d nodes, %d edges", path,
+                time.perf_counter() - t0, len(G), G.number_of_edges())
+    if cache:
+        _cache_write(cpath, G)
+    return G
+
+
+def _read_file(path: Path, fmt: str, network_type: str) -> nx.MultiDiGraph:
+    bidirectional = network_type in ox.settings.bidirectional_network_types
+    wf = WayFilter(network_type)
+    if fmt == "graphml":
+        return read_graphml(path)
+    if fmt == "pbf":
+        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+            xml = pbf_to_xml(path, Path(tmp) / (path.name.split(".")[0] + ".osm"))
+            return read_osm_xml(xml, wf, bidirectional=bidirectional)
+    return read_osm_xml(path, wf, bidirectional=bidirectional)
+
+
+def _prepare(G: nx.MultiDiGraph, *, label: str, opts: dict[str, Any],
+             synthetic: bool | None) -> nx.MultiDiGraph:
+    """Filter, prune, simplify and project a raw graph; mutates and returns ``G``."""
+    crs = G.graph.get("crs")
+    if not crs:
+        msg = (f"{label}: the graph has no 'crs' attribute, so its coordinates cannot be "
+               "interpreted; set G.graph['crs'] (osmnx graphs use 'epsg:4326') or reload it "
+               "with osmnx")
+        raise NetworkError(msg)
+    try:
+        pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError as err:
+        msg = f"{label}: graph['crs'] = {crs!r} is not a valid CRS; use e.g. 'epsg:4326'"
+        raise NetworkError(msg) from err
+    network_type = opts["network_type"]
+    wf = WayFilter(network_type)
+    seen = highway_counts(G)
+    drop = [(u, v, k) for u, v, k, d in G.edges(keys=True, data=True) if not wf.accepts(d)]
+    marked = {d.get("source") for _, _, d in G.edges(data=True)} if synthetic is None else set()
+    G.remove_edges_from(drop)
+    G.remove_nodes_from([n for n, deg in G.degree() if deg == 0])
+    if G.number_of_edges() == 0:
+        shown = ", ".join(f"{k}={n}" for k, n in seen.most_common(8)) or "none"
+        msg = (f"{label}: no {network_type} edges after osmnx's {network_type!r} filter "
+               f"(highway values found: {shown}); use a file that covers streets, or "
+               "network_type='all' to keep every highway")
+        raise NetworkError(msg)
+    extra = set(wf.keys) | {"source"}
+    keep_tags = set(ox.settings.useful_tags_way) | {"osmid", "length", "geometry", "reversed",
+                                                     "oneway"}
+    for _, _, d in G.edges(data=True):
+        for k in extra - keep_tags:
+            d.pop(k, None)
+    if not opts["retain_all"]:
+        G = ox.truncate.largest_component(G, strongly=False)
+    if opts["simplify"] and not G.graph.get("simplified", False):
+        G = ox.simplify_graph(G)
+    if pyproj.CRS.from_user_input(G.graph["crs"]) != pyproj.CRS.from_user_input(METRIC_CRS):
+        G = ox.project_graph(G, to_crs=METRIC_CRS)
+    G.graph["crs"] = METRIC_CRS
+    if synthetic is None:
+        synthetic = bool(G.graph.get("synthetic", False)) or "synthetic" in marked
+    G.graph.update({"qyx_source": label, "network_type": network_type,
+                    "synthetic": bool(synthetic), "qyx_geo_version": __version__,
+                    "dropped_edges": len(drop)})
+    validate_network(G, name=label)
+    return G
+
+
+def validate_network(G: nx.MultiDiGraph, *, name: str = "network") -> None:
+    """Check the contract of a loaded network; raise :class:`NetworkError` if broken.
+
+    The contract: a MultiDiGraph with ``graph["crs"] == "EPSG:4549"``, at least one edge,
+    numeric node ``x``/``y`` and non-negative edge ``length`` (metres).
+    """
+    if not isinstance(G, nx.MultiDiGraph):
+        msg = f"{name}: expected a networkx.MultiDiGraph, got {type(G).__name__}"
+        raise NetworkError(msg)
+    if G.graph.get("crs") != METRIC_CRS:
+        msg = (f"{name}: graph['crs'] is {G.graph.get('crs')!r}, expected {METRIC_CRS!r}; "
+               "load it with qyx_geo.network.load_network")
+        raise NetworkError(msg)
+    if G.number_of_edges() == 0:
+        msg = f"{name}: the network has no edges; load a network that covers streets"
+        raise NetworkError(msg)
+    for n, d in G.nodes(data=True):
+        if not isinstance(d.get("x"), int | float) or not isinstance(d.get("y"), int | float):
+            msg = f"{name}: node {n!r} lacks numeric x/y (got {d.get('x')!r}, {d.get('y')!r})"
+            raise NetworkError(msg)
+    for u, v, k, length in G.edges(keys=True, data="length"):
+        if not isinstance(length, int | float) or length < 0:
+            msg = (f"{name}: edge {(u, v, k)!r} has length {length!r}; expected metres >= 0 "
+                   "(osmnx.distance.add_edge_lengths adds them)")
+            raise NetworkError(msg)
+
+
+def network_summary(G: nx.MultiDiGraph) -> dict[str, Any]:
+    """Return nodes, edges, street length (km, each street once), synthetic flag and CRS.
+
+    ``street_length_km`` counts a two-way street once (the walk graph holds both directions).
+    """
+    seen: set[tuple[Any, Any, float]] = set()
+    total_m = 0.0
+    for u, v, length in G.edges(data="length"):
+        key = (min(u, v), max(u, v), round(float(length), 1))
+        if key not in seen:
+            seen.add(key)
+            total_m += float(length)
+    return {
+        "nodes": G.number_of_nodes(), "edges": G.number_of_edges(),
+        "street_length_km": round(total_m / 1000.0, 1),
+        "synthetic": bool(G.graph.get("synthetic", False)), "crs": G.graph.get("crs"),
+        "network_type": G.graph.get("network_type"), "source": G.graph.get("qyx_source"),
+    }
+
+
+# ----------------------------------------------------------------------------- online
+
+def _reachable(host: str, port: int, timeout_s: float) -> bool:
+    """Return whether a TCP connection to ``host:port`` opens within ``timeout_s``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _probe_online(urls: Sequence[str], timeout_s: float) -> None:
+    """Raise :class:`OfflineError` fast if any of the services at ``urls`` is unreachable."""
+    for url in urls:
+        parts = urlparse(url)
+        host = parts.hostname or url
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if not _reachable(host, port, timeout_s):
+            msg = (f"无法连接 {host}:{port}（{timeout_s:g} 秒内无响应）/ cannot reach "
+                   f"{host}:{port} within {timeout_s:g} s — no internet? Load a file instead: "
+                   "load_network('extract.osm.pbf') or `qyx network load FILE` (.osm, "
+                   ".osm.bz2, .osm.pbf, .graphml); the embedded network: load_network('default')")
+            raise OfflineError(msg)
+
+
+def fetch_network(
+    query: str | BaseGeometry | tuple[float, float, float, float],
+    *,
+    network_type: NetworkType = "walk",
+    cache: bool = True,
+    simplify: bool = True,
+    retain_all: bool = False,
+    probe_timeout_s: float = 3.0,
+    requests_timeout_s: float = 180.0,
+) -> nx.MultiDiGraph:
+    """Download a network from OpenStreetMap with osmnx; project it and cache it.
+
+    Parameters
+    ----------
+    query
+        A place name (geocoded by Nominatim, e.g. ``"慈溪市, 浙江省, 中国"``), a WGS84 polygon,
+        or a bounding box ``(west, south, east, north)`` in degrees.
+    network_type, simplify, retain_all
+        Passed to osmnx (``graph_from_place`` / ``graph_from_polygon``).
+    cache
+        Reuse a processed graph of the same query; osmnx's HTTP cache is kept under
+        :func:`qyx_geo._paths.cache_dir` as well.
+    probe_timeout_s
+        How long the reachability check may take before :class:`OfflineError` is raised.
+    requests_timeout_s
+        osmnx's timeout for each HTTP request once online.
+
+    Raises
+    ------
+    OfflineError
+        The OSM services cannot be reached (raised within about ``probe_timeout_s``).
+    NetworkError
+        OSM holds no ``network_type`` streets in the area.
+    """
+    _check_type(network_type)
+    if isinstance(query, tuple | list):
+        if len(query) != 4:
+            msg = f"bbox must be (west, south, east, north) in degrees; got {query!r}"
+            raise SettingsError(msg)
+        w, s, e, n = (float(q) for q in query)
+        if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+            msg = (f"bbox must be (west, south, east, north) with west < east and "
+                   f"south < north; got {query!r}")
+            raise SettingsError(msg)
+        query = box(w, s, e, n)
+    if isinstance(query, BaseGeometry):
+        if query.geom_type not in ("Polygon", "MultiPolygon") or query.is_empty:
+            msg = f"query geometry must be a WGS84 (Multi)Polygon; got {query.geom_type!r}"
+            raise SettingsError(msg)
+        identity, label = {"polygon": query.wkt}, "polygon"
+    elif isinstance(query, str) and query.strip():
+        identity, label = {"place": query.strip()}, query.strip()
+    else:
+        msg = f"query must be a place name, a polygon or a bbox; got {query!r}"
+        raise SettingsError(msg)
+    opts = {"network_type": network_type, "simplify": simplify, "retain_all": retain_all}
+    cpath = _cache_path("online-" + label, _cache_key({**identity, **opts}))
+    if cache and (G := _cache_read(cpath)) is not None:
+        return G
+    urls = [ox.settings.overpass_url] + ([ox.settings.nominatim_url] if "place" in identity
+                                         else [])
+    _probe_online(urls, probe_timeout_s)
+    import requests  # osmnx's own HTTP dependency
+
+    http_cache = cache_dir() / _HTTP_SUBDIR
+    try:
+        with osmnx_settings(use_cache=True, cache_folder=http_cache, overpass_rate_limit=False,
+                            requests_timeout=requests_timeout_s, log_console=False):
+            if "place" in identity:
+                G = ox.graph_from_place(label, network_type=network_type, simplify=simplify,
+                                        retain_all=retain_all)
+            else:
+                G = ox.graph_from_polygon(
+                    query, network_type=network_type,  # type: ignore[arg-type]
+                    simplify=simplify, retain_all=retain_all)
+    except requests.exceptions.ConnectionError as err:
+        msg = (f"lost the connection while downloading {label!r} ({err}); retry, or load a file "
+               "with load_network(PATH)")
+        raise OfflineError(msg) from err
+    except ox._errors.InsufficientResponseError as err:
+        msg = f"OpenStreetMap returned no {network_type} streets for {label!r}; widen the area"
+        raise NetworkError(msg) from err
+    G = _prepare(G, label=f"osm:{label}", opts=opts, synthetic=False)
+    if cache:
+        _cache_write(cpath, G)
+    return G
+
+
+# ----------------------------------------------------------------------------- cache
+
+def cache_entries() -> list[CacheEntry]:
+    """Return the processed networks in the cache, newest first."""
+    folder = cache_dir() / _CACHE_SUBDIR
+    out = []
+    for path in sorted(folder.glob("*.pickle")) if folder.exists() else []:
+        meta: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        out.append(CacheEntry(path=path, size_bytes=path.stat().st_size,
+                              source=str(meta.get("source", "?")),
+                              network_type=str(meta.get("network_type", "?")),
+                              nodes=int(meta.get("nodes", -1)), edges=int(meta.get("edges", -1)),
+                              created=str(meta.get("created", ""))))
+    return sorted(out, key=lambda e: e.created, reverse=True)
+
+
+def clear_cache(*, downloads: bool = True) -> int:
+    """Delete the cached processed networks (and osmnx's HTTP cache); return files removed."""
+    removed = 0
+    for sub in (_CACHE_SUBDIR, _HTTP_SUBDIR) if downloads else (_CACHE_SUBDIR,):
+        folder = cache_dir() / sub
+        if folder.exists():
+            removed += sum(1 for p in folder.rglob("*") if p.is_file())
+            shutil.rmtree(folder)
+    return removed
+
+
+#: Supported file endings, for messages and the CLI.
+SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(sorted(FORMATS))
