@@ -242,7 +242,8 @@ def normalise_codes(values: pd.Series) -> pd.Series:
             return str(int(v))
         return str(v).strip()
 
-    return values.map(one).astype(object)
+    return pd.Series([one(v) for v in values], index=values.index, dtype=object,
+                     name=values.name)
 
 
 def check_code_format(codes: pd.Series, *, digits: int, column: str, source_name: str,
