@@ -95,7 +95,8 @@ def test_units_are_the_406_official_units(units, townships):
     assert set(units["township_code"]) == set(townships.index)
     assert (units["township_name"] == units["township_code"].map(townships["name"])).all()
     assert set(UNIT_COLUMNS) - {"geometry"} <= set(units.columns)
-    assert units["kind"].value_counts().to_dict() == {"村委会": 294, "社区/居委会": 106, "虚拟社区": 6}
+    counts = units["kind"].value_counts().to_dict()
+    assert counts == {"村委会": 294, "社区/居委会": 106, "虚拟社区": 6}
     assert set(units["kind"]) <= set(UNIT_KINDS)
     dev_zones = townships.index[townships["kind"] == "开发区"]
     assert (units.loc[units["township_code"].isin(dev_zones), "kind"] == "虚拟社区").all()
