@@ -262,7 +262,7 @@ def reduce_problem(problem: CoverageProblem) -> ReducedProblem:
     group_unit = np.empty(n_groups, dtype=np.int64)
     for (u_pos, _), g in keys.items():
         group_unit[g] = u_pos
-    group_pop = np.bincount(group_of, weights=p.pop[clusters], minlength=n_groups)
+    group_pop = np.bincount(group_of, weights=p.pop[clusters], minlength=n_groups).astype(float)
     merge = sp.csr_matrix((np.ones(clusters.size), (np.arange(clusters.size), group_of)),
                           shape=(clusters.size, n_groups))
     groups = sp.csr_matrix((sub @ merge) > 0)
@@ -471,7 +471,7 @@ def _marginal(
     done = open_ & (per_unit.data >= rem - _POP_TOL)
     row_of = np.repeat(np.arange(per_unit.shape[0]), np.diff(per_unit.indptr))
     units = np.bincount(row_of, weights=done, minlength=rows.size).astype(np.int64)
-    residents = np.bincount(row_of, weights=capped, minlength=rows.size)
+    residents = np.bincount(row_of, weights=capped, minlength=rows.size).astype(float)
     return units, residents
 
 

@@ -33,7 +33,7 @@ from qyx_geo._errors import (
 from qyx_geo.engine import NetworkArrays, snap_points
 from qyx_geo.schema import FACILITY_COLUMNS, METRIC_CRS, WGS84
 from qyx_geo.services import Service
-from qyx_geo.settings import Settings
+from qyx_geo.settings import MODES, Settings
 
 if TYPE_CHECKING:
     import folium
@@ -65,7 +65,7 @@ CANDIDATE_SPACING_M = 200.0
 def audit_speed(sa: ServiceAudit, settings: Settings) -> float:
     """Return the speed in m/min that the audit used (its settings' speed of its mode)."""
     mode = getattr(sa, "mode", None) or settings.mode
-    return settings.speed_m_per_min(mode)  # type: ignore[arg-type]
+    return settings.speed_m_per_min(mode if mode in MODES else None)
 
 
 def candidate_radius(radius_m: float | None, cutoff_m: float) -> float:

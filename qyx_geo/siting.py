@@ -353,16 +353,16 @@ def _check_options(method: object, time_limit_s: object, mip_gap: object, spacin
     if method not in METHODS:
         msg = f"method must be one of {METHODS!r}, got {method!r}."
         raise SettingsError(msg)
-    for name, value, low in (("time_limit_s", time_limit_s, 0.0), ("mip_gap", mip_gap, None),
-                             ("candidate_spacing_m", spacing_m, 0.0),
-                             ("candidate_radius_m", radius_m, 0.0)):
+    checks: tuple[tuple[str, object, float | None], ...] = (
+        ("time_limit_s", time_limit_s, 0.0), ("mip_gap", mip_gap, None),
+        ("candidate_spacing_m", spacing_m, 0.0), ("candidate_radius_m", radius_m, 0.0))
+    for name, value, low in checks:
         if value is None and name == "candidate_radius_m":
             continue
-        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-        if ok and low is not None:
-            ok = value > low
-        if ok and name == "mip_gap":
-            ok = 0.0 <= value < 1.0
+        ok = False
+        if not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value):
+            number = float(value)
+            ok = number > low if low is not None else 0.0 <= number < 1.0
         if not ok:
             hint = "a share in [0, 1), e.g. 1e-4" if name == "mip_gap" else "a positive number"
             msg = f"{name} must be {hint}, got {value!r}."

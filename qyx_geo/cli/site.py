@@ -97,14 +97,14 @@ def _write_map(result: SitingResult, out: Path) -> Path:
 
     after = result.audit_after
     if after is None:
-        msg = "地图需要复核体检 / the map needs the verified audit; run without --no-verify."
+        msg = "地图需要复核体检结果 / the map needs the re-run audit of the proposal."
         raise SettingsError(msg)
     m = service_map(after.services[result.service.id], after.dataset)
     sites_layer(result).add_to(m)
     return save_map(m, out / f"site_{result.service.id}_{result.year}.html")
 
 
-def _fmt_share(value: object) -> str:
+def _fmt_share(value: float | None) -> str:
     return "—" if value is None else f"{float(value):.1%}"
 
 
