@@ -38,6 +38,8 @@ from qyx_geo.services import Service, get_service
 
 __all__ = [
     "BASELINE_YEAR",
+    "PLAN_PUBLISHED",
+    "PLAN_TITLE",
     "PLAN_YEARS",
     "Clause",
     "SpatialTarget",
@@ -57,6 +59,9 @@ TARGET_KINDS: tuple[str, ...] = get_args(TargetKind)
 #: Years of the plan period and the baseline year of its table.
 PLAN_YEARS: tuple[int, ...] = (2023, 2024, 2025, 2026, 2027)
 BASELINE_YEAR = 2022
+#: The plan's title and publication date (慈溪市人民政府办公室).
+PLAN_TITLE = "慈溪市公共服务“七优享”工程实施方案(2023—2027年)"
+PLAN_PUBLISHED = "2023-07-25"
 _TABLE_YEARS = (BASELINE_YEAR, *PLAN_YEARS)
 
 _OPS: dict[str, Callable[[float, float], bool]] = {

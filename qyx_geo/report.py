@@ -1,0 +1,495 @@
+"""Audit outputs: tables (CSV/XLSX), summaries (JSON/Markdown) and the run record.
+
+:func:`write_report` writes, into one folder,
+
+``coverage_villages.csv`` / ``.xlsx``
+    One row per village/community: code, name, township, kind, residents and, per service, the
+    residents of the demand group, share within the threshold, median and nearest minutes,
+    nearest facility, judged and passed. CSV: UTF-8 with BOM (Excel opens it), English column
+    names for scripts; XLSX: Chinese headers and a 字段说明 (columns) sheet.
+``townships.csv`` / ``.xlsx``
+    Per township and service: units judged/passing, share passing, rank (季晾晒), target met,
+    shortfall; the XLSX adds one ranking sheet per service.
+``summary.json`` / ``summary.md``
+    Per service: the county figure, the plan's target for the year with its clause, met or not,
+    shortfall; nursery capacity (托位 per 1,000 residents); a visible synthetic-data notice.
+``run.json``
+    Parameters and settings, data sources with their vintage and real/synthetic status, package
+    and library versions, timings.
+
+Every file is written atomically, and the set is committed together: all files are rendered to
+temporary files first and renamed into place only when every one succeeded, so a failed run
+leaves neither half-written nor partial outputs behind (maps included, via ``maps_writer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qyx_geo import __version__
+from qyx_geo._io import atomic_path
+from qyx_geo.audit import AuditResult, ServiceAudit
+from qyx_geo.targets import PLAN_PUBLISHED, PLAN_TITLE, Target, load_spatial_targets
+
+__all__ = [
+    "REPORT_FILES",
+    "coverage_table",
+    "run_record",
+    "summary_dict",
+    "summary_markdown",
+    "synthetic_notice",
+    "township_summary_table",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: Files :func:`write_report` writes (besides ``maps/``).
+REPORT_FILES = ("coverage_villages.csv", "coverage_villages.xlsx", "townships.csv",
+                "townships.xlsx", "summary.json", "summary.md", "run.json")
+
+_BASE_ZH = {"code": "村(社区)代码", "name": "村(社区)名称", "township_code": "镇(街道)代码",
+            "township_name": "镇(街道)", "kind": "类型", "population": "常住人口"}
+_SERVICE_ZH = {
+    "population": "服务人口", "share_within": "阈值内居民占比",
+    "median_minutes": "中位出行时间(分钟)",
+    "nearest_minutes": "最近设施时间(分钟)", "nearest_facility": "最近设施编号",
+    "judged": "纳入考核", "passes": "达标",
+    "units_judged": "考核村(社区)数", "units_passing": "达标村(社区)数",
+    "share_passing": "达标率", "rank": "排名", "met": "达到规划目标",
+    "shortfall_units": "距目标尚缺(个)",
+}
+_EN_DOC = {
+    "population": "residents of the service's demand group", "share_within":
+    "population-weighted share of those residents within the threshold (0-1)",
+    "median_minutes": "population-weighted median travel time, minutes",
+    "nearest_minutes": "minutes from the unit's closest resident cluster to a facility",
+    "nearest_facility": "id of that facility", "judged":
+    "the service's target applies to this unit (kind; has residents of the group)",
+    "passes": "share_within >= min_share", "units_judged": "units judged",
+    "units_passing": "units passing", "share_passing": "units passing / units judged",
+    "rank": "rank among townships (1 = best; 季晾晒)", "met": "township meets the plan's target",
+    "shortfall_units": "more passing units needed to meet the target",
+}
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{100 * value:.1f}%"
+
+
+def _target_dict(target: Target | None) -> dict[str, Any] | None:
+    if target is None:
+        return None
+    clauses = load_spatial_targets().get(target.key)
+    return {**target.to_dict(), "all_clauses": [] if clauses is None else [
+        {"location": c.location, "text": c.text} for c in clauses.clauses]}
+
+
+def _bool_zh(passes: bool, judged: bool) -> str:
+    return ("达标" if passes else "未达标") if judged else "不考核"
+
+
+def coverage_table(result: AuditResult) -> pd.DataFrame:
+    """One row per village/community with every service's figures (English column names).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``code``; ``name``, ``township_code``, ``township_name``, ``kind``, ``population``
+        (all residents), then ``<service>_<field>`` for each field of :data:`_SERVICE_ZH` that
+        applies to units.
+    """
+    audits = list(result.services.values())
+    base = audits[0].units
+    out = base[["name", "township_code", "township_name", "kind"]].copy()
+    pop = audits[0].points.groupby("unit_code")["pop"].sum() if "pop" in audits[0].points \
+        else pd.Series(dtype=float)
+    out["population"] = pop.reindex(out.index).fillna(0.0).to_numpy()
+    for audit in audits:
+        units = audit.units.reindex(out.index)
+        sid = audit.service.id
+        for col in ("population", "share_within", "median_minutes", "nearest_minutes",
+                    "nearest_facility", "judged", "passes"):
+            out[f"{sid}_{col}"] = units[col].to_numpy()
+        # report precision: shares to 0.01 %, minutes to 0.01 min (engine float noise hidden)
+        out[f"{sid}_share_within"] = out[f"{sid}_share_within"].astype(float).round(4)
+        for col in ("median_minutes", "nearest_minutes"):
+            out[f"{sid}_{col}"] = out[f"{sid}_{col}"].astype(float).round(2)
+    out.index.name = "code"
+    return pd.DataFrame(out)
+
+
+def township_summary_table(result: AuditResult) -> pd.DataFrame:
+    """Per township, per service: units judged/passing, share passing, rank, met, shortfall."""
+    audits = list(result.services.values())
+    out = audits[0].townships[["name"]].rename(columns={"name": "township_name"})
+    out.index.name = "township_code"
+    for audit in audits:
+        t = audit.townships.reindex(out.index)
+        for col in ("units_judged", "units_passing", "share_passing", "rank", "met",
+                    "shortfall_units"):
+            out[f"{audit.service.id}_{col}"] = t[col].to_numpy()
+        out[f"{audit.service.id}_share_passing"] = out[
+            f"{audit.service.id}_share_passing"].astype(float).round(4)
+    out.index.name = "township_code"
+    return out
+
+
+def _zh_columns(frame: pd.DataFrame, result: AuditResult) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for col in frame.columns:
+        if col in _BASE_ZH:
+            names[col] = _BASE_ZH[col]
+            continue
+        sid, _, field = col.partition("_")
+        if sid in result.services:
+            names[col] = f"{result.services[sid].service.label_zh}·{_SERVICE_ZH[field]}"
+    return names
+
+
+def _column_sheet(frame: pd.DataFrame, zh: Mapping[str, str]) -> pd.DataFrame:
+    rows = []
+    for col in [frame.index.name, *frame.columns]:
+        field = col.partition("_")[2] if col not in _BASE_ZH else col
+        rows.append({"表头": zh.get(col, _BASE_ZH.get(col, col)), "CSV 列名 column": col,
+                     "说明 meaning": _EN_DOC.get(field, "")})
+    return pd.DataFrame(rows)
+
+
+def _excel_frame(frame: pd.DataFrame, result: AuditResult) -> pd.DataFrame:
+    """Chinese headers; pass/fail as text; shares as fractions (formatted as % in the sheet)."""
+    view = frame.copy()
+    for sid in result.services:
+        if f"{sid}_passes" in view:
+            view[f"{sid}_passes"] = [_bool_zh(bool(p), bool(j)) for p, j in
+                                     zip(view[f"{sid}_passes"], view[f"{sid}_judged"],
+                                         strict=True)]
+        if f"{sid}_judged" in view:
+            view[f"{sid}_judged"] = np.where(view[f"{sid}_judged"].astype(bool), "是", "否")
+        if f"{sid}_met" in view:
+            view[f"{sid}_met"] = [("—" if pd.isna(m) else ("是" if m else "否"))
+                                  for m in view[f"{sid}_met"]]
+    zh = _zh_columns(view, result)
+    index_name = str(view.index.name)
+    return view.reset_index().rename(columns={**zh, index_name: _BASE_ZH.get(index_name,
+                                                                             index_name)})
+
+
+def _write_xlsx(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
+    from openpyxl.utils import get_column_letter
+
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        for name, frame in sheets.items():
+            frame.to_excel(writer, sheet_name=name[:31], index=False)
+            ws = writer.sheets[name[:31]]
+            ws.freeze_panes = "B2"
+            for i, col in enumerate(frame.columns, start=1):
+                ws.column_dimensions[get_column_letter(i)].width = min(
+                    40, max(10, 2 * len(str(col)) + 2))
+                if "占比" in str(col) or "达标率" in str(col):
+                    for cell in ws.iter_cols(min_col=i, max_col=i, min_row=2):
+                        for c in cell:
+                            c.number_format = "0.0%"
+
+
+def synthetic_notice(result: AuditResult) -> str | None:
+    """Chinese-first notice naming the synthetic parts of the data, or ``None`` if all real."""
+    parts = []
+    prov = getattr(result.dataset, "provenance", None) or {}
+    for key, info in prov.items():
+        if str(info.get("status")) in ("synthetic", "mixed"):
+            parts.append(key)
+    for audit in result.services.values():
+        layer = audit.facilities
+        key = f"facilities.{audit.service.id}"
+        if layer is not None and "source" in layer.columns and key not in parts \
+                and (layer["source"].astype(str) == "synthetic").any():
+            parts.append(key)
+    demand = result.dataset.demand
+    if not prov and "source" in demand.columns and (demand["source"] == "synthetic").any():
+        parts.append("demand")
+    if not parts:
+        return None
+    return ("⚠ 合成数据提示:本次结果部分基于生成的模拟数据(" + "、".join(parts) + "),仅用于演示"
+            "方法与工具,不代表慈溪市的实际设施布局或覆盖水平。 / Synthetic data: parts of "
+            "this audit (" + ", ".join(parts) + ") are generated, not observed; the figures "
+            "demonstrate the method and do not describe Cixi's actual provision.")
+
+
+def _clean(value: Any) -> Any:
+    """Make numpy/pandas scalars and NaN JSON-safe (NaN/inf -> None)."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, Target):
+        return _target_dict(value)
+    if value is pd.NA or value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _service_summary(audit: ServiceAudit) -> dict[str, Any]:
+    c = audit.county
+    svc = audit.service
+    ranked = audit.townships.dropna(subset=["rank"]).sort_values(["rank", "name"])
+    out: dict[str, Any] = {
+        "label_zh": svc.label_zh, "label_en": svc.label_en, "domain_zh": svc.domain_zh,
+        "demand_column": svc.demand_column, "threshold_minutes": audit.threshold_minutes,
+        "mode": audit.mode, "unit_kinds": list(svc.unit_kinds) if svc.unit_kinds else None,
+        "units_judged": c["units_judged"], "units_passing": c["units_passing"],
+        "share_passing": c["share_passing"], "residents_within_share":
+        c.get("residents_within_share"), "population": c.get("population"),
+        "target": _target_dict(c.get("target")), "target_note": c.get("target_note"),
+        "met": c.get("met"), "shortfall_units": c.get("shortfall_units"),
+        "points_too_far": c.get("points_too_far"),
+        "uncovered_residents": float(audit.gaps["residents"].sum()),
+        "township_ranking": [
+            {"code": str(code), "name": row["name"], "rank": int(row["rank"]),
+             "share_passing": row["share_passing"], "units_passing": int(row["units_passing"]),
+             "units_judged": int(row["units_judged"])}
+            for code, row in ranked.iterrows()],
+    }
+    if "capacity" in c:
+        out["capacity"] = {**c["capacity"], "unit": "托位/千人 places per 1,000 residents",
+                           "target": _target_dict(c["capacity"].get("target"))}
+    return out
+
+
+def summary_dict(result: AuditResult) -> dict[str, Any]:
+    """Return the JSON summary: per service the county figure vs the plan's target and clause."""
+    return _clean({
+        "title": f"慈溪市“15分钟公共服务圈”体检 {result.year}年 / Cixi 15-minute public service "
+                 f"circle audit, {result.year}",
+        "year": result.year, "plan": {"title": PLAN_TITLE, "published": PLAN_PUBLISHED},
+        "synthetic_data_notice": synthetic_notice(result),
+        "scope": {"township_codes": list(result.township_codes) if result.township_codes
+                  else None, "units": len(next(iter(result.services.values())).units)},
+        "min_share": result.settings.min_share,
+        "services": {sid: _service_summary(a) for sid, a in result.services.items()},
+    })
+
+
+def _met_zh(met: bool | None) -> str:
+    if met is None:
+        return "—(本年度无目标 no target)"
+    return "✅ 达到 met" if met else "❌ 未达到 not met"
+
+
+def summary_markdown(result: AuditResult, *, top: int = 30) -> str:
+    """Markdown summary for meetings (Chinese first), from :func:`summary_dict`."""
+    s = summary_dict(result)
+    lines = [f"# {s['title']}", ""]
+    if s["synthetic_data_notice"]:
+        lines += [f"> **{s['synthetic_data_notice']}**", ""]
+    lines += [f"规划依据 / plan: {PLAN_TITLE}(发布 {PLAN_PUBLISHED})。村(社区)达标条件:服务人群中"
+              f"阈值时间内可达的比例 ≥ {100 * result.settings.min_share:.0f}% / a unit passes when "
+              f"≥ {100 * result.settings.min_share:.0f}% of its residents (of the demand group) "
+              "are within the threshold.", "",
+              "## 全市汇总 / County", "",
+              "| 服务 service | 阈值 | 达标村(社区) passing | 达标率 share | 规划目标 target | "
+              "是否达到 met | 尚缺 shortfall |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for sv in s["services"].values():
+        t = sv["target"]
+        target = f"≥{_fmt_pct(t['value'])}({t['text']})" if t else "本年度无目标"
+        lines.append(f"| {sv['label_zh']} {sv['label_en']} | {sv['threshold_minutes']:g} 分钟 | "
+                     f"{sv['units_passing']}/{sv['units_judged']} | {_fmt_pct(sv['share_passing'])}"
+                     f" | {target} | {_met_zh(sv['met'])} | {sv['shortfall_units']} 个 |")
+    lines.append("")
+    for sv in s["services"].values():
+        lines += [f"## {sv['label_zh']} / {sv['label_en']}", ""]
+        t = sv["target"]
+        lines.append(f"- 全市 {sv['units_passing']}/{sv['units_judged']} 个村(社区)达标,达标率 "
+                     f"{_fmt_pct(sv['share_passing'])};服务人群 {sv['threshold_minutes']:g} 分钟内"
+                     f"可达 {_fmt_pct(sv['residents_within_share'])};未覆盖居民 "
+                     f"{sv['uncovered_residents']:,.0f} 人。")
+        if sv["unit_kinds"]:
+            lines.append(f"- 仅考核 / judged only: {'、'.join(sv['unit_kinds'])}")
+        if t:
+            lines.append(f"- 规划目标 / target {s['year']}: ≥{_fmt_pct(t['value'])}({t['text']}),"
+                         f"{_met_zh(sv['met'])};尚缺 {sv['shortfall_units']} 个村(社区)。")
+            for clause in t["all_clauses"]:
+                lines.append(f"  - {clause['location']}「{clause['text']}」")
+            lines.append(f"  - 解读 / reading: {t['reading']}")
+        else:
+            lines.append(f"- 规划目标 / target: 本年度无目标 — {sv['target_note']}")
+        if sv["points_too_far"]:
+            lines.append(f"- ⚠ {sv['points_too_far']} 个居民点距路网超过吸附上限,按未覆盖计 / "
+                         "demand points too far from the network count as uncovered.")
+        cap = sv.get("capacity")
+        if cap:
+            ct = cap["target"]
+            figure = f"{cap['places_per_1000']:.2f}" if cap["places_per_1000"] is not None else "—"
+            total = cap.get("places_per_1000_total")
+            text = (f"- 托位 / places: 可达托位 {figure} 个/千人(2SFCA,"
+                    f"{sv['threshold_minutes']:g} 分钟)")
+            if total is not None:
+                text += f";总量 {total:.2f} 个/千人"
+            text += (f";规划 ≥{ct['text']}({ct['location']}),{_met_zh(cap['met'])}" if ct
+                     else f";本年度无目标 — {cap.get('target_note')}")
+            lines.append(text)
+        ranking = sv["township_ranking"]
+        if ranking:
+            lines += ["", "| 排名 rank | 镇(街道) | 达标 passing | 达标率 share |",
+                      "| --- | --- | --- | --- |"]
+            for r in ranking[:top]:
+                lines.append(f"| {r['rank']} | {r['name']} | {r['units_passing']}/"
+                             f"{r['units_judged']} | {_fmt_pct(r['share_passing'])} |")
+        lines.append("")
+    lines.append("排名依据规划“季晾晒”机制(三、(一)):按达标村(社区)比例排序,同比例按服务人群"
+                 "覆盖率。 / Ranking follows the plan's quarterly ranking (季晾晒).")
+    return "\n".join(lines) + "\n"
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("numpy", "pandas", "scipy", "shapely", "geopandas", "networkx", "osmnx",
+                 "pyproj", "folium", "openpyxl"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[dist] = importlib.metadata.version(dist)
+    return out
+
+
+def run_record(result: AuditResult, *, parameters: Mapping[str, Any] | None = None,
+               timings_s: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Return the run record: parameters, settings, data sources and vintages, versions, timings."""
+    ds = result.dataset
+    layers = {}
+    for sid, audit in result.services.items():
+        layer = audit.facilities
+        if layer is None:
+            continue
+        src = layer["source"].astype(str).value_counts().to_dict() if "source" in layer else {}
+        layers[sid] = {"rows": len(layer), "by_source": src}
+    net = result.net
+    return _clean({
+        "package": {"name": "qyx_geo", "version": __version__},
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "parameters": {"year": result.year, "services": list(result.services),
+                       "townships": list(result.township_codes) if result.township_codes
+                       else None, "thresholds_minutes": {
+                           sid: a.threshold_minutes for sid, a in result.services.items()},
+                       **(parameters or {})},
+        "settings": result.settings.to_dict(),
+        "data": {
+            "data_dir": getattr(ds, "data_dir", None),
+            "provenance": {k: dict(v) for k, v in (getattr(ds, "provenance", None) or {}).items()},
+            "facility_layers_used": layers,
+            "network": None if net is None else {"nodes": net.n_nodes, "edges": net.n_edges,
+                                                 "crs": net.crs,
+                                                 "path": getattr(ds, "network_path", None)},
+            "targets": {"plan": PLAN_TITLE, "published": PLAN_PUBLISHED,
+                        "files": ["data/targets/indicators.csv",
+                                  "data/targets/spatial_targets.json"]},
+            "synthetic_data_notice": synthetic_notice(result),
+        },
+        "versions": _versions(),
+        "timings_s": {**result.timings_s, **(timings_s or {})},
+    })
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_report(
+    result: AuditResult,
+    out_dir: str | os.PathLike[str],
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    timings_s: Mapping[str, float] | None = None,
+    maps_writer: Callable[[Path], Iterable[Path]] | None = None,
+) -> list[Path]:
+    """Write every audit output into ``out_dir`` as one all-or-nothing set.
+
+    Parameters
+    ----------
+    result
+        The audit (:func:`qyx_geo.audit.run_audit`).
+    out_dir
+        Output folder (created if needed). Existing files of the same names are replaced.
+    parameters
+        Extra run parameters for ``run.json`` (e.g. the command line).
+    timings_s
+        Extra timings for ``run.json`` (e.g. data and network loading).
+    maps_writer
+        Called with a staging folder; writes the HTML maps there (e.g.
+        ``lambda d: qyx_geo.maps.write_audit_maps(result, d)``). They are moved to
+        ``out_dir/maps`` with the other files once everything succeeded.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    villages = coverage_table(result)
+    towns = township_summary_table(result)
+    zh_v = _zh_columns(villages, result)
+    staging = Path(tempfile.mkdtemp(prefix=".qyx-maps.", dir=out)) if maps_writer else None
+    written: list[Path] = []
+    try:
+        map_files = [Path(p) for p in maps_writer(staging)] if maps_writer and staging else []
+        temporaries: list[Path] = []
+        with contextlib.ExitStack() as stack:
+            def tmp(name: str) -> Path:
+                written.append(out / name)
+                temporaries.append(stack.enter_context(atomic_path(out / name)))
+                return temporaries[-1]
+
+            villages.to_csv(tmp("coverage_villages.csv"), encoding="utf-8-sig")
+            _write_xlsx(tmp("coverage_villages.xlsx"), {
+                "村(社区)覆盖": _excel_frame(villages, result),
+                "字段说明": _column_sheet(villages, zh_v)})
+            towns.to_csv(tmp("townships.csv"), encoding="utf-8-sig")
+            sheets = {"镇(街道)汇总": _excel_frame(towns, result)}
+            for sid, audit in result.services.items():
+                ranked = audit.townships.sort_values(["rank", "name"], na_position="last")
+                cols = ["name", "units_judged", "units_passing", "share_passing", "rank", "met",
+                        "shortfall_units"]
+                sheet = ranked[cols].rename(columns={c: f"{sid}_{c}" for c in cols[1:]})
+                sheet.index.name = "township_code"
+                sheets[f"{audit.service.label_zh}排名"] = _excel_frame(
+                    sheet.rename(columns={"name": "township_name"}), result)
+            _write_xlsx(tmp("townships.xlsx"), sheets)
+            tmp("summary.json").write_text(json.dumps(summary_dict(result), ensure_ascii=False,
+                                                      indent=2), encoding="utf-8")
+            tmp("summary.md").write_text(summary_markdown(result), encoding="utf-8")
+            record = run_record(result, parameters=parameters, timings_s=timings_s)
+            tmp("run.json").write_text(json.dumps(record, ensure_ascii=False, indent=2),
+                                       encoding="utf-8")
+            for f in map_files:  # staged maps join the same all-or-nothing set
+                shutil.copyfile(f, tmp(f"maps/{f.name}"))
+            mode = _file_mode()
+            for path in temporaries:  # temporary files are private (0600); outputs are shared
+                path.chmod(mode)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    log.info("wrote %d files to %s", len(written), out)
+    return written
