@@ -37,6 +37,8 @@ NETWORK_GAIN_M, NETWORK_RATIO = 15.0, 0.6
 #: ... or the systematic offset against village centres by this much (m) and share.
 VILLAGE_GAIN_M, VILLAGE_RATIO = 150.0, 0.6
 MIN_SHIFT_ROWS = 3
+#: Rows further than this from their village centre are left out of the shift diagnosis.
+GROSS_ERROR_M = 3000.0
 
 
 @dataclasses.dataclass
@@ -198,16 +200,21 @@ def assign_units(states: list[RowState], units: gpd.GeoDataFrame, townships: gpd
                    + (f"（候选 candidates: {'、'.join(town.candidates)}）" if town.candidates
                       else ""))
         village = villages.match(s.village_text, within=town.code if town else None)
+        if (village.matched and town is not None and town.matched
+                and unit_town[str(village.code)] != town.code):
+            # The register's township wins over a same-named village elsewhere.
+            s.candidates = [villages._label(str(village.code))]
+            s.note(f"村社 '{s.village_text}' 不在 {towns.names[str(town.code)]}，同名村社在 "
+                   f"{towns.names[unit_town[str(village.code)]]} / a village of that name exists "
+                   f"only in another township")
+            village = dataclasses.replace(village, status="unknown", code=None, name=None)
         if village.matched:
             code = str(village.code)
             s.unit_code, s.township_code, s.unit_by_name = code, unit_town[code], True
             if village.status == "variant":
                 s.note(f"村社 '{s.village_text}' → {village.name} ({code})")
-            if town is not None and town.matched and town.code != unit_town[code]:
-                s.change(f"镇街由 '{s.township_text}' 更正为 {towns.names[unit_town[code]]}（"
-                         f"{village.name} 所属）/ township corrected to the village's own")
         elif village.status in {"ambiguous", "unknown"}:
-            s.candidates = list(village.candidates)
+            s.candidates = s.candidates or list(village.candidates)
             what = "不唯一" if village.status == "ambiguous" else "未能匹配"
             label = f"村社 '{s.village_text}' {what} / village {village.status}"
             if s.lon is None:
@@ -329,9 +336,14 @@ def diagnose_shift(states: list[RowState], source_crs: str, units: gpd.GeoDataFr
         scores, significant = {}, {}
         for name, xy in hyps.items():
             d = xy - cxy
-            mean = d.mean(axis=0)
-            se = float(np.linalg.norm(d.std(axis=0, ddof=1)) / np.sqrt(len(d)))
-            scores[name] = float(np.linalg.norm(mean))
+            d = d[np.hypot(d[:, 0], d[:, 1]) < GROSS_ERROR_M]  # misplaced rows are not a shift
+            if len(d) < MIN_SHIFT_ROWS:
+                return []
+            # Robust: coordinate-wise median offset, its standard error from the MAD.
+            median = np.median(d, axis=0)
+            sigma = 1.4826 * np.median(np.abs(d - median), axis=0)
+            se = float(1.2533 * np.linalg.norm(sigma) / np.sqrt(len(d)))
+            scores[name] = float(np.linalg.norm(median))
             significant[name] = scores[name] > 2.5 * se
         gain_m, ratio = VILLAGE_GAIN_M, VILLAGE_RATIO
         what = "相对村社中心的系统偏移 / systematic offset from the village centres"

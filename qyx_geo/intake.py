@@ -283,7 +283,7 @@ def import_register(
     shift_check: ShiftCheck = "auto",
     duplicates: Duplicates = "reject",
     duplicate_dist_m: float = 50.0,
-    outside_tolerance_m: float = 1000.0,
+    outside_tolerance_m: float = 250.0,
 ) -> IntakeResult:
     """Read a facility register and normalise it into a facility layer, accounting for every row.
 
@@ -325,7 +325,8 @@ def import_register(
         Same-name rows closer than this are duplicates.
     outside_tolerance_m
         Rows further than this outside the county outline are rejected; closer ones are kept
-        with a note (facilities just across the border can serve Cixi residents).
+        with a note (the outline is accurate to about 75 m, and shore-side or border facilities
+        sit on its edge). The default matches :func:`qyx_geo.facilities.validate_facilities`.
 
     Returns
     -------
@@ -392,6 +393,11 @@ def import_register(
     report = _report(states)
     counts = _counts(report, len(raw.frame))
     layer_gdf = _layer(states, layer)
+    if len(layer_gdf):
+        from qyx_geo.facilities import validate_facilities
+
+        layer_gdf = validate_facilities(layer_gdf, source_name=file.name, layer=layer,
+                                        units=units_gdf, outline=outline_geom)
     if counts["accepted"] + counts["accepted-with-changes"] != len(layer_gdf):
         msg = (f"internal error: {len(layer_gdf)} facilities in the layer but "
                f"{counts['accepted'] + counts['accepted-with-changes']} accepted rows")
