@@ -43,11 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                      help="设施图层 / facility layer")
     imp.add_argument("--crs", default="wgs84", type=_crs_name, metavar="CRS",
                      help="坐标系 / coordinate system: wgs84 (GPS), gcj02 (高德/腾讯), "
-                          "bd09 (百度), cgcs2000 (EPSG:4490), epsg4549 (CGCS2000 3° GK 120°E) (default wgs84)")
+                          "bd09 (百度), cgcs2000 (EPSG:4490), epsg4549 (CGCS2000 3° GK 120°E) "
+                          "(default wgs84)")
     imp.add_argument("--columns", type=parse_columns, default=None, metavar="HEADER=FIELD,...",
                      help="指定表头对应字段 / map headers to fields, e.g. "
-                          "站点名=name,东经=lon,北纬=lat (fields: id, name, lon, lat, lonlat, address, township, village, "
-                          "capacity, level)")
+                          "站点名=name,东经=lon,北纬=lat (fields: id, name, lon, lat, lonlat, "
+                          "address, township, village, capacity, level)")
     imp.add_argument("--fallback", choices=("village-centre",), default=None,
                      help="仅有地址的行放在所属村社中心并标记 / place address-only rows at their "
                           "village's centre, flagged (default: reject them)")
