@@ -150,13 +150,17 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
         tname = str(town["name"])
         rng = rng_for(seed, "facilities", "township", tcode)
         cell = town.geometry
-        big = town_pop.get(tcode, 0) > 150_000
+        residents = float(town_pop.get(tcode, 0))
+        # Township nurseries scale with population (≈1–2 places per 1,000), halved where lagging.
+        places = residents / 1000 * rng.uniform(1.0, 2.0)
+        places *= 0.5 if "nursery" in LAGGING.get(tcode, ()) else 1.0
+        first_share = 0.6 if residents > 150_000 else 1.0
         rows.append(_Row("nursery", f"{tname}托育服务中心", "托育机构",
-                         _round_to(rng.uniform(80, 180), 5), _near(seat_xy[t], cell, 150.0, rng),
-                         "synthetic", 1))
-        if big:
+                         max(30.0, _round_to(places * first_share, 5)),
+                         _near(seat_xy[t], cell, 150.0, rng), "synthetic", 1))
+        if first_share < 1.0:
             rows.append(_Row("nursery", f"{tname}第二托育服务中心", "托育机构",
-                             _round_to(rng.uniform(60, 120), 5),
+                             max(30.0, _round_to(places * (1 - first_share), 5)),
                              _near(seat_xy[t], cell, 900.0, rng), "synthetic", 1))
         rows.append(_Row("canteen", f"{tname}老年食堂", "老年食堂",
                          _round_to(rng.uniform(80, 160), 10),
