@@ -184,9 +184,12 @@ class PlaceMatcher:
         self.names = {str(c): str(n) for c, n in names.items()}
         self.parents = {str(c): str(p) for c, p in (parents or {}).items()}
         self._index: dict[str, list[tuple[int, str]]] = {}
+        self._by_core: dict[str, list[str]] = {}
         for code, name in self.names.items():
-            for rank, key in enumerate(place_keys(name, kind=kind)):
+            keys = place_keys(name, kind=kind)
+            for rank, key in enumerate(keys):
                 self._index.setdefault(key, []).append((rank, code))
+            self._by_core.setdefault(keys[-1] if keys else name, []).append(code)
 
     def _label(self, code: str) -> str:
         return f"{self.names[code]} ({code})"
@@ -225,9 +228,5 @@ class PlaceMatcher:
         """Return up to ``n`` official units whose names are closest to ``value`` (difflib)."""
         keys = place_keys(value, kind=self.kind)
         core = keys[-1] if keys else ""
-        by_name: dict[str, list[str]] = {}
-        for code, name in self.names.items():
-            official = place_keys(name, kind=self.kind)
-            by_name.setdefault(official[-1] if official else name, []).append(code)
-        close = difflib.get_close_matches(core, list(by_name), n=n, cutoff=0.4)
-        return tuple(self._label(c) for key in close for c in sorted(by_name[key]))[:n]
+        close = difflib.get_close_matches(core, list(self._by_core), n=n, cutoff=0.4)
+        return tuple(self._label(c) for key in close for c in sorted(self._by_core[key]))[:n]
