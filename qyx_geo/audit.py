@@ -52,10 +52,14 @@ POINT_RESULT_COLUMNS = ("minutes", "dist_m", "facility_id", "snap_dist_m", "too_
 class _DatasetLike(Protocol):
     """What :func:`run_audit` needs of a :class:`qyx_geo.dataset.Dataset`."""
 
-    units: gpd.GeoDataFrame
-    townships: gpd.GeoDataFrame
-    demand: gpd.GeoDataFrame
-    facilities: Mapping[str, gpd.GeoDataFrame]
+    @property
+    def units(self) -> gpd.GeoDataFrame: ...
+    @property
+    def townships(self) -> gpd.GeoDataFrame: ...
+    @property
+    def demand(self) -> gpd.GeoDataFrame: ...
+    @property
+    def facilities(self) -> Mapping[str, gpd.GeoDataFrame]: ...
 
 
 @dataclasses.dataclass(frozen=True)

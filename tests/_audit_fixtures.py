@@ -26,10 +26,18 @@ UNITS = ("330282001001", "330282001002", "330282101201", "330282101202")
 
 @dataclasses.dataclass(frozen=True)
 class TinyDataset:
+    """Duck-typed stand-in for qyx_geo.dataset.Dataset."""
+
     units: gpd.GeoDataFrame
     townships: gpd.GeoDataFrame
     demand: gpd.GeoDataFrame
     facilities: Mapping[str, gpd.GeoDataFrame]
+    outline: gpd.GeoDataFrame | None = None
+    provenance: Mapping[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)
+    network: object = None
+
+    def load_network(self) -> nx.MultiDiGraph:
+        return grid_graph()
 
 
 def grid_graph() -> nx.MultiDiGraph:
@@ -98,4 +106,8 @@ def tiny_dataset() -> TinyDataset:
         "clinic": layer("clinic", [(0, 0), (1000, 1000), (2000, 2000)], [np.nan] * 3),
         "sports": layer("sports", [(1200, 0)], [np.nan]),
     }
-    return TinyDataset(units=units, townships=townships, demand=demand, facilities=facilities)
+    outline = gpd.GeoDataFrame({"name": ["测试县"], "source": "synthetic"},
+                               geometry=[units.union_all()], crs="EPSG:4326")
+    provenance = {"codes": {"status": "real"}, "demand": {"status": "synthetic"}}
+    return TinyDataset(units=units, townships=townships, demand=demand, facilities=facilities,
+                       outline=outline, provenance=provenance)

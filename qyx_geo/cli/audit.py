@@ -1,13 +1,323 @@
-"""``qyx audit``: placeholder registered until its issue lands."""
+"""``qyx audit``: audit every service for every village/community and write tables, summaries, maps.
+
+Prints, per service, the county's share of passing villages/communities against the plan's
+target for the year (met or not, shortfall) and the township ranking (季晾晒); writes the outputs
+of :func:`qyx_geo.report.write_report` (and the maps of :mod:`qyx_geo.maps`) into ``--out``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import math
+import sys
+import time
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qyx_geo._errors import SettingsError
+from qyx_geo.services import get_service, service_ids
+from qyx_geo.settings import MODES, Settings
+from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from qyx_geo.audit import AuditResult, ServiceAudit
+    from qyx_geo.dataset import Dataset
 
 __all__ = ["register"]
 
+logger = logging.getLogger(__name__)
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``audit`` sub-command (not yet built)."""
-    p = sub.add_parser("audit", help="(尚未实现 / not built yet)")
-    p.set_defaults(func=lambda args: 2)
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    """Add the ``audit`` sub-command."""
+    p = sub.add_parser(
+        "audit",
+        help="体检:各村(社区)15分钟服务覆盖与规划目标对照 / audit coverage against the plan",
+        description="对每个村(社区)计算托育、老年助餐、医疗卫生、体育健身的步行可达覆盖,按镇(街道)"
+                    "与全市对照《七优享》规划目标,输出表格、汇总与离线地图。 Audits every "
+                    "village/community for every service against the plan's targets for a year "
+                    "and writes tables (CSV/XLSX), summaries (JSON/Markdown), run.json and "
+                    "offline HTML maps.",
+        epilog="示例 / example: qyx audit --year 2027 --out outputs --services canteen,clinic "
+               "--mode elderly_walk --fail-under 0.95",
+    )
+    p.add_argument("--year", type=int, default=PLAN_YEARS[-1],
+                   help=f"目标年份 / target year {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} "
+                        f"({BASELINE_YEAR} = 基期 baseline; default {PLAN_YEARS[-1]})")
+    p.add_argument("--out", type=Path, default=Path("outputs"), metavar="DIR",
+                   help="输出目录 / output folder (default: outputs)")
+    p.add_argument("--services", default=None, metavar="LIST",
+                   help=f"服务,逗号分隔 / comma-separated services (default all: "
+                        f"{','.join(service_ids())})")
+    p.add_argument("--townships", default=None, metavar="LIST",
+                   help="只体检这些镇(街道),名称或9位代码,逗号分隔 / only these townships")
+    p.add_argument("--threshold", action="append", default=[], metavar="[SERVICE=]MIN",
+                   help="时间阈值(分钟),可按服务指定,可重复 / threshold minutes for all "
+                        "services or one (e.g. canteen=10); repeatable (default 15)")
+    p.add_argument("--mode", choices=MODES, default="walk",
+                   help="出行方式 / travel mode: walk 步行 4 km/h, elderly_walk 老年步行 3 km/h, "
+                        "cycle 骑行/电动车 15 km/h (default walk)")
+    p.add_argument("--speed", type=float, default=None, metavar="KMH",
+                   help="所选方式的速度(公里/小时)/ speed of the chosen mode in km/h")
+    p.add_argument("--min-share", type=float, default=None, metavar="SHARE",
+                   help="村(社区)达标所需覆盖居民比例 / share of residents for a unit to pass "
+                        "(default 0.8)")
+    p.add_argument("--facilities", action="append", default=[], metavar="SERVICE=FILE",
+                   help="用本地台账替换设施图层(XLSX/CSV/GeoJSON/GPKG),可重复 / replace a "
+                        "facility layer with a register; repeatable")
+    p.add_argument("--facilities-crs", default="wgs84",
+                   choices=("wgs84", "gcj02", "bd09", "cgcs2000", "epsg4549"),
+                   help="台账坐标系 / coordinate system of the registers (default wgs84; Gaode = "
+                        "gcj02, Baidu = bd09)")
+    p.add_argument("--fail-under", type=float, default=None, metavar="SHARE",
+                   help="任一服务全市达标率低于此值时以退出码 1 结束 / exit 1 when a service's "
+                        "county share of passing units is below SHARE (0–1)")
+    p.add_argument("--no-maps", action="store_true", help="不生成地图 / skip the HTML maps")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="数据目录(默认内置慈溪数据)/ dataset folder (default: embedded Cixi data)")
+    p.add_argument("--network", type=Path, default=None, metavar="FILE",
+                   help="路网文件(默认数据目录中的路网)/ street network file (.osm, .osm.pbf, "
+                        ".osm.bz2, .graphml)")
+    p.set_defaults(func=_run)
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.replace("，", ",").split(",") if t.strip()]
+    if not items:
+        msg = f"Empty list {text!r}; give comma-separated values."
+        raise SettingsError(msg)
+    return items
+
+
+def _share(name: str, value: float | None) -> float | None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        msg = f"{name} must be a share between 0 and 1, got {value!r} (e.g. 0.95 for 95 %)."
+        raise SettingsError(msg)
+    return value
+
+
+def _settings(args: argparse.Namespace, services: list[str]) -> Settings:
+    changes: dict[str, Any] = {"mode": args.mode}
+    if args.speed is not None:
+        changes[f"{args.mode}_speed_kmh"] = args.speed
+    if args.min_share is not None:
+        changes["min_share"] = _share("--min-share", args.min_share)
+    thresholds: dict[str, float] = {}
+    for item in args.threshold:
+        service, sep, value = str(item).rpartition("=")
+        try:
+            minutes = float(value)
+        except ValueError:
+            msg = f"--threshold {item!r}: minutes must be a number, e.g. 15 or canteen=10."
+            raise SettingsError(msg) from None
+        targets = [get_service(service).id] if sep else services
+        thresholds.update(dict.fromkeys(targets, minutes))
+    changes["threshold_minutes"] = thresholds
+    return Settings().replace(**changes)
+
+
+def _registers(args: argparse.Namespace, dataset: Dataset,
+               services: list[str]) -> dict[str, gpd.GeoDataFrame]:
+    from qyx_geo.intake import import_register
+
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    for item in args.facilities:
+        service, sep, path = str(item).partition("=")
+        if not sep or not path:
+            msg = f"--facilities {item!r}: write SERVICE=FILE, e.g. canteen=助餐点台账.xlsx."
+            raise SettingsError(msg)
+        sid = get_service(service.strip()).id
+        if sid not in services:
+            msg = f"--facilities {item!r}: service {sid!r} is not audited (--services)."
+            raise SettingsError(msg)
+        result = import_register(Path(path), layer=sid, crs=args.facilities_crs,
+                                 units=dataset.units, townships=dataset.townships,
+                                 outline=dataset.outline)
+        counts = dict(result.counts)
+        print(f"台账 register {path}: {counts.get('input', 0)} 行, 采用 "
+              f"{counts.get('accepted', 0) + counts.get('accepted-with-changes', 0)}, 拒绝 "
+              f"{counts.get('rejected', 0)} / rows in, accepted, rejected", file=sys.stderr)
+        for warning in result.warnings:
+            print(f"  ⚠ {warning}", file=sys.stderr)
+        layers[sid] = result.layer
+    return layers
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: object, width: int, *, right: bool = False) -> str:
+    s = str(text)
+    fill = " " * max(0, width - _width(s))
+    return fill + s if right else s + fill
+
+
+def _pct(value: float) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{100 * value:.1f}%"
+
+
+def _print_service(audit: ServiceAudit) -> None:
+    c = audit.county
+    svc = audit.service
+    target = c["target"]
+    print(f"【{svc.label_zh} {svc.label_en}】{audit.threshold_minutes:g} 分钟 / min, "
+          f"{audit.mode}" + (f", 仅 {'、'.join(svc.unit_kinds)}" if svc.unit_kinds else ""))
+    line = (f"  全市 county: {c['units_passing']}/{c['units_judged']} 个村(社区)达标 passing = "
+            f"{_pct(c['share_passing'])};居民覆盖 residents {_pct(c['residents_within_share'])}")
+    print(line)
+    if target is None:
+        print(f"  规划目标 target: 本年度无目标 / no target — {c['target_note']}")
+    else:
+        verdict = ("达到 met" if c["met"]
+                   else f"未达到 not met,尚缺 shortfall {c['shortfall_units']} 个")
+        print(f"  规划目标 target: ≥{_pct(target.value)}({target.text},{target.location})→ "
+              f"{verdict}")
+    cap = c.get("capacity")
+    if cap:
+        ct = cap["target"]
+        verdict = "达到 met" if cap["met"] else "未达到 not met"
+        print(f"  托位 places: {cap['places_per_1000']:.2f} 个/千人可达 within reach (2SFCA)"
+              + (f" vs 规划 ≥{ct.text}({ct.location})→ {verdict}" if ct
+                 else ";本年度无目标 no target"))
+    ranked = audit.townships.dropna(subset=["rank"]).sort_values(["rank", "name"])
+    if ranked.empty:
+        print()
+        return
+    name_w = max(12, *(_width(str(n)) for n in ranked["name"]))
+    print(f"  {_pad('排名', 4)} {_pad('镇(街道) township', name_w)} {_pad('达标', 9, right=True)} "
+          f"{_pad('达标率', 7, right=True)}")
+    for _code, row in ranked.iterrows():
+        print(f"  {_pad(int(row['rank']), 4)} {_pad(row['name'], name_w)} "
+              f"{_pad(f'{int(row.units_passing)}/{int(row.units_judged)}', 9, right=True)} "
+              f"{_pad(_pct(row['share_passing']), 7, right=True)}")
+    print()
+
+
+def _progress_bar(total: int) -> tuple[Callable[[str], None], Callable[[], None]]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="体检 audit", unit="步", file=sys.stderr, disable=None,
+               leave=False)
+    done = {"n": 0}
+
+    def advance(label: str) -> None:
+        bar.set_postfix_str(label)
+        if done["n"]:
+            bar.update(1)
+        done["n"] += 1
+
+    def close() -> None:
+        bar.update(total - bar.n)
+        bar.close()
+
+    return advance, close
+
+
+def _maps_writer(result: AuditResult, graph: Any, advance: Callable[[str], None],
+                 timings: dict[str, float]) -> Callable[[Path], list[Path]] | None:
+    try:
+        from qyx_geo import maps
+        from qyx_geo.isochrones import isochrones
+    except ImportError as err:  # maps are optional: tables still get written
+        logger.warning("maps skipped: %s", err)
+        return None
+
+    def write(folder: Path) -> list[Path]:
+        start = time.perf_counter()
+        iso = {}
+        for sid, audit in result.services.items():
+            advance(f"等时圈 isochrones {sid}")
+            tiers = [t for t in audit.service.tiers_minutes if t <= audit.threshold_minutes]
+            iso[sid] = isochrones(result.net, audit.facilities,  # type: ignore[arg-type]
+                                  minutes=sorted({*tiers, audit.threshold_minutes}),
+                                  settings=result.settings)
+        timings["isochrones"] = time.perf_counter() - start
+        advance("地图 maps")
+        start = time.perf_counter()
+        files = maps.write_audit_maps(result, folder, isochrones=iso, roads=graph)
+        timings["maps"] = time.perf_counter() - start
+        return list(files)
+
+    return write
+
+
+def _run(args: argparse.Namespace) -> int:
+    from qyx_geo.audit import run_audit
+    from qyx_geo.dataset import load_dataset
+    from qyx_geo.report import write_report
+
+    started = time.perf_counter()
+    services = [get_service(s).id for s in (_split(args.services) or service_ids())]
+    services = list(dict.fromkeys(services))
+    townships = _split(args.townships)
+    fail_under = _share("--fail-under", args.fail_under)
+    settings = _settings(args, services)
+    if not isinstance(args.year, int) or not BASELINE_YEAR <= args.year <= PLAN_YEARS[-1]:
+        msg = (f"--year must be {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} (or {BASELINE_YEAR}), "
+               f"got {args.year!r}.")
+        raise SettingsError(msg)
+
+    n_steps = 2 + 2 + len(services) + (0 if args.no_maps else len(services) + 1) + 1
+    advance, close = _progress_bar(n_steps)
+    timings: dict[str, float] = {}
+    try:
+        advance("数据 dataset")
+        t0 = time.perf_counter()
+        dataset = load_dataset(data_dir=args.data_dir)
+        overrides = _registers(args, dataset, services) if args.facilities else None
+        timings["load_dataset"] = time.perf_counter() - t0
+        advance("路网 network")
+        t0 = time.perf_counter()
+        if args.network is not None:
+            from qyx_geo.network import load_network
+
+            graph = load_network(args.network)
+        else:
+            graph = dataset.load_network()
+        timings["load_network"] = time.perf_counter() - t0
+        result = run_audit(dataset, year=args.year, services=services, settings=settings,
+                           facilities=overrides, network=graph, townships=townships,
+                           progress=lambda step, _done, _total: advance(f"体检 {step}"))
+        writer = None if args.no_maps else _maps_writer(result, graph, advance, timings)
+        advance("写出 write")
+        t0 = time.perf_counter()
+        parameters = {"argv": ["qyx", *sys.argv[1:]] if sys.argv else None,
+                      "out": str(args.out), "maps": writer is not None,
+                      "facilities": list(args.facilities), "fail_under": fail_under}
+        # the same dict: the maps writer adds its timings before run.json is rendered
+        written = write_report(result, args.out, parameters=parameters, timings_s=timings,
+                               maps_writer=writer)
+        timings["write"] = time.perf_counter() - t0
+    finally:
+        close()
+
+    print(f"慈溪市“15分钟公共服务圈”体检 {result.year}年 / audit for {result.year} "
+          f"(达标条件 a unit passes at ≥{100 * settings.min_share:.0f}% of residents)")
+    if result.township_codes:
+        print(f"范围 scope: {', '.join(result.township_codes)}")
+    if any(str(v.get("status")) != "real" for v in dataset.provenance.values()):
+        print("⚠ 含合成数据,结果仅供演示 / synthetic data: figures demonstrate the method only")
+    print()
+    for audit in result.services.values():
+        _print_service(audit)
+    print(f"已写出 wrote {len(written)} 个文件 files → {args.out}  "
+          f"(体检 audit {result.timings_s['total']:.1f} s, 路网 network "
+          f"{timings['load_network']:.1f} s, 合计 total {time.perf_counter() - started:.1f} s)")
+    if fail_under is not None:
+        below = [(sid, a.county["share_passing"]) for sid, a in result.services.items()
+                 if not a.county["share_passing"] >= fail_under - 1e-12]
+        if below:
+            listing = ", ".join(f"{sid} {_pct(v)}" for sid, v in below)
+            print(f"低于 --fail-under {_pct(fail_under)}: {listing}", file=sys.stderr)
+            return 1
+    return 0
+

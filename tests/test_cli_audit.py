@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+
+import openpyxl
+import pandas as pd
+import pytest
+from _audit_fixtures import tiny_dataset
+
+import qyx_geo.dataset
+from qyx_geo._paths import data_dir
+from qyx_geo.cli import main
+from qyx_geo.report import REPORT_FILES
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    ds = tiny_dataset()
+    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda data_dir=None: ds)
+    return ds
+
+
+def test_audit_prints_county_and_ranking(tiny, tmp_path, capsys):
+    assert main(["audit", "--out", str(tmp_path), "--no-maps"]) == 0
+    out = capsys.readouterr().out
+    assert "【老年助餐 Elderly canteen】" in out
+    assert "1/4 个村(社区)达标" in out and "25.0%" in out
+    assert "≥95.0%(95%以上,二、(五)3)→ 未达到 not met,尚缺 shortfall 3 个" in out
+    assert "托位 places: 4.67 个/千人" in out and "含合成数据" in out
+    assert "一街道" in out and "二镇" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(REPORT_FILES)
+
+
+def test_audit_options(tiny, tmp_path, capsys):
+    code = main(["audit", "--year", "2025", "--out", str(tmp_path), "--no-maps",
+                 "--services", "canteen,clinic", "--townships", "二镇", "--threshold",
+                 "canteen=20", "--mode", "elderly_walk", "--speed", "3.6", "--min-share", "0.5"])
+    assert code == 0
+    run = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert run["parameters"]["services"] == ["canteen", "clinic"]
+    assert run["parameters"]["townships"] == ["330282101"]
+    assert run["parameters"]["thresholds_minutes"] == {"canteen": 20.0, "clinic": 15.0}
+    assert run["settings"]["mode"] == "elderly_walk"
+    assert run["settings"]["elderly_walk_speed_kmh"] == 3.6
+    assert run["settings"]["min_share"] == 0.5
+    assert {"load_dataset", "load_network", "total"} <= set(run["timings_s"])
+    v = pd.read_csv(tmp_path / "coverage_villages.csv", encoding="utf-8-sig", dtype={"code": str})
+    assert list(v["code"]) == ["330282101201", "330282101202"]
+    assert "本年度无目标" in capsys.readouterr().out
+
+
+def test_fail_under(tiny, tmp_path, capsys):
+    assert main(["audit", "--out", str(tmp_path), "--no-maps", "--services", "clinic",
+                 "--fail-under", "0.95"]) == 0
+    assert main(["audit", "--out", str(tmp_path), "--no-maps", "--services", "clinic,sports",
+                 "--fail-under", "0.95"]) == 1
+    assert "sports 0.0%" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["--services", "library"], "library"),
+    (["--townships", "火星镇"], "火星镇"),
+    (["--year", "2031"], "2031"),
+    (["--fail-under", "95"], "fail-under"),
+    (["--min-share", "1.5"], "min-share"),
+    (["--threshold", "canteen=abc"], "threshold"),
+    (["--threshold", "library=10"], "library"),
+    (["--speed", "-1"], "speed"),
+    (["--facilities", "canteen"], "SERVICE=FILE"),
+])
+def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, argv, match):
+    assert main(["audit", "--out", str(tmp_path / "o"), "--no-maps", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0] and err[0].startswith("qyx audit:")
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_audit_with_maps(tiny, tmp_path):
+    pytest.importorskip("qyx_geo.maps")
+    assert main(["audit", "--out", str(tmp_path), "--services", "canteen"]) == 0
+    maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert maps == ["canteen.html", "overview.html"]
+    assert "老年助餐" in (tmp_path / "maps" / "canteen.html").read_text(encoding="utf-8")
+    run = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert "maps" in run["timings_s"] and run["parameters"]["maps"] is True
+
+
+def test_facility_register(tiny, tmp_path):
+    reg = tmp_path / "canteens.csv"
+    pts = tiny.demand.geometry
+    reg.write_text("名称,经度,纬度\n" + "\n".join(
+        f"助餐点{k},{pts.loc[i].x:.7f},{pts.loc[i].y:.7f}" for k, i in enumerate(["d1", "d6"])),
+        encoding="utf-8")
+    out = tmp_path / "o"
+    assert main(["audit", "--out", str(out), "--no-maps", "--services", "canteen",
+                 "--facilities", f"canteen={reg}"]) == 0
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["data"]["facility_layers_used"]["canteen"]["by_source"] == {"user": 2}
+    assert s["services"]["canteen"]["units_judged"] == 4
+
+
+def test_xlsx_written_by_cli(tiny, tmp_path):
+    main(["audit", "--out", str(tmp_path), "--no-maps", "--services", "sports"])
+    wb = openpyxl.load_workbook(tmp_path / "townships.xlsx")
+    assert "体育健身排名" in wb.sheetnames
+
+
+@pytest.mark.slow
+def test_audit_embedded_data(tmp_path, capsys):
+    if not any((data_dir() / "network").glob("*.osm*")):
+        pytest.skip("embedded network not generated yet")
+    assert main(["audit", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for label in ("托育", "老年助餐", "医疗卫生", "体育健身"):
+        assert f"【{label}" in out
+    v = pd.read_csv(tmp_path / "coverage_villages.csv", encoding="utf-8-sig", dtype={"code": str})
+    assert len(v) == 406 and v["code"].str.len().eq(12).all()
+    t = pd.read_csv(tmp_path / "townships.csv", encoding="utf-8-sig")
+    assert len(t) == 24
+    assert (tmp_path / "maps" / "overview.html").exists()
