@@ -64,7 +64,7 @@ def fmt_share(value: object) -> str:
 
 def fmt_minutes(value: object) -> str:
     """Format minutes with one decimal and the unit (``"—"`` when missing, ``"不可达"`` if inf)."""
-    if value is None or pd.isna(value):  # type: ignore[arg-type]
+    if value is None or pd.isna(value):
         return "—"
     v = float(value)  # type: ignore[arg-type]
     return "不可达 unreachable" if math.isinf(v) else f"{v:.1f} 分钟"
@@ -216,7 +216,7 @@ _CSS = """
 #qyx-title { top: 10px; left: 50%; transform: translateX(-50%); text-align: center;
   max-width: 60%; }
 #qyx-title h1 { font-size: 17px; margin: 0 0 2px 0; font-weight: 700; }
-#qyx-synthetic-notice { bottom: 34px; left: 10px; max-width: 360px; background: #fff3cd;
+#qyx-synthetic-notice { bottom: 58px; left: 10px; max-width: 360px; background: #fff3cd;
   border: 2px solid #d39e00; color: #5c4400; }
 #qyx-legend { bottom: 24px; right: 10px; max-height: 55%; overflow-y: auto; }
 #qyx-legend .h { font-weight: 700; margin-top: 4px; }
@@ -233,7 +233,7 @@ def _html_element(html: str) -> Any:
     from branca.element import MacroElement
     from jinja2 import Template
 
-    el = MacroElement()
+    el: Any = MacroElement()
     el._name = "QyxHtml"
     el._template = Template("{% macro html(this, kwargs) %}{{ this.content }}{% endmacro %}")
     el.content = html
@@ -253,7 +253,7 @@ def add_page_furniture(m: folium.Map, *, title: str, subtitle: str, tile_layers:
     import folium
     from branca.element import Element
 
-    figure = m.get_root()
+    figure: Any = m.get_root()
     figure.title = escape_text(title)
     figure.header.add_child(Element(_CSS), name="qyx_css")
     m.add_child(_html_element(
@@ -282,6 +282,6 @@ def add_page_furniture(m: folium.Map, *, title: str, subtitle: str, tile_layers:
     x0, y0, x1, y1 = (float(v) for v in bounds)
     if all(np.isfinite([x0, y0, x1, y1])):
         m.fit_bounds([[y0, x0], [y1, x1]])
-    ex = tuple(float(v) for v in extent)
-    if tile_layers and all(np.isfinite(ex)):
-        m.add_child(gcj02_shift_element(m, tile_layers, gcj02_offset_grid(ex)))
+    ex0, ey0, ex1, ey1 = (float(v) for v in extent)
+    if tile_layers and all(np.isfinite([ex0, ey0, ex1, ey1])):
+        m.add_child(gcj02_shift_element(m, tile_layers, gcj02_offset_grid((ex0, ey0, ex1, ey1))))

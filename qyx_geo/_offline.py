@@ -3,8 +3,9 @@
 folium links Leaflet, jQuery, Bootstrap, Leaflet.awesome-markers and Font Awesome from CDNs.
 Planners open our maps on offline intranets, so :func:`render_offline_html` replaces every such
 link with the file vendored from its npm package under ``qyx_geo/_assets`` (see its README for
-packages, versions and licences), rewrites ``url(...)`` references of the styles to ``data:`` URIs, and
-refuses to return a page that still loads anything from the network.
+packages, versions and licences) and rewrites ``url(...)`` references of the styles to ``data:``
+URIs; :func:`qyx_geo.maps.save_map` then refuses to write a page that would load anything from
+the network.
 
 Only what the map needs is inlined (``assets="auto"``): Leaflet always; jQuery only when a
 :class:`folium.Popup` (which builds its content with ``$(...)``) is present; Bootstrap,
@@ -178,12 +179,13 @@ def render_offline_html(m: folium.Map, *, assets: AssetMode = "auto") -> str:
         msg = f"assets must be 'auto' or 'all', got {assets!r}."
         raise SettingsError(msg)
     need = _needed(m, assets)
-    figure = m.get_root()
+    figure: Any = m.get_root()
     saved: list[tuple[Any, dict[str, Any]]] = []
     order: list[tuple[str, str]] = []
     try:
+        el: Any
         for el in _walk(figure):
-            declared = {k: el.__dict__[k] for k in ("default_js", "default_css")
+            declared: dict[str, Any] = {k: el.__dict__[k] for k in ("default_js", "default_css")
                         if k in el.__dict__}
             js, css = getattr(el, "default_js", None), getattr(el, "default_css", None)
             if js is None and css is None:
@@ -299,7 +301,7 @@ def gcj02_shift_element(m: folium.Map, gcj_layers: list[Any], grid: Mapping[str,
 
     code = (resources.files("qyx_geo") / "_assets" / "qyx" / "gcj02-shift.js").read_text(
         encoding="utf-8")
-    el = MacroElement()
+    el: Any = MacroElement()
     el._name = "QyxGcjShift"
     el._template = Template("{% macro script(this, kwargs) %}{{ this.code }}\n"
                             "qyxGcjShift({{ this.map_name }}, [{{ this.layer_names }}], "

@@ -106,11 +106,7 @@ def main_roads(network: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     import networkx as nx
 
     if isinstance(network, nx.Graph):
-        import osmnx as ox
-
-        if network.number_of_edges() == 0:
-            return gpd.GeoDataFrame({"highway": []}, geometry=[], crs=WGS84)
-        edges = ox.graph_to_gdfs(network, nodes=False, fill_edge_geometry=True)
+        edges = _graph_edges(network)
     elif isinstance(network, gpd.GeoDataFrame):
         edges = network
     else:
@@ -146,6 +142,33 @@ def main_roads(network: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     out = gpd.GeoDataFrame(rows, geometry="geometry", crs=METRIC_CRS).explode(ignore_index=True)
     out["rank"] = out["highway"].map(keep.index)
     return out.sort_values("rank", ascending=False).drop(columns="rank").to_crs(WGS84)
+
+
+def _graph_edges(graph: nx.Graph) -> gpd.GeoDataFrame:
+    """Return a graph's edges (one per node pair) with ``highway`` and geometry, in its CRS.
+
+    Done here rather than with ``osmnx.graph_to_gdfs``, whose import alone takes seconds.
+    """
+    from shapely.geometry import LineString
+
+    crs = graph.graph.get("crs")
+    if crs is None:
+        msg = "The street graph has no graph['crs']; load it with qyx_geo.network.load_network."
+        raise SettingsError(msg)
+    seen: set[frozenset[Any]] = set()
+    rows, geoms = [], []
+    for u, v, data in graph.edges(data=True):
+        key = frozenset((u, v))
+        if "highway" not in data or key in seen:
+            continue
+        seen.add(key)
+        geom = data.get("geometry")
+        if geom is None:
+            a, b = graph.nodes[u], graph.nodes[v]
+            geom = LineString([(a["x"], a["y"]), (b["x"], b["y"])])
+        rows.append(data["highway"])
+        geoms.append(geom)
+    return gpd.GeoDataFrame({"highway": rows}, geometry=geoms, crs=crs)
 
 
 # -------------------------------------------------------------------------------- helpers
@@ -193,6 +216,13 @@ def _clip_to(frame: gpd.GeoDataFrame | None, area: Any) -> gpd.GeoDataFrame | No
     if frame is None or area is None or frame.empty:
         return frame
     return frame[frame.intersects(area)]
+
+
+def _county_name(dataset: Any) -> str:
+    outline = getattr(dataset, "outline", None)
+    if isinstance(outline, pd.DataFrame) and "name" in outline and len(outline):
+        return str(outline["name"].iloc[0])
+    return "慈溪市"
 
 
 def _share_colour(share: float, judged: bool) -> str:
@@ -248,7 +278,7 @@ def _unit_layer(m: folium.Map, units: gpd.GeoDataFrame, service: Any,
                "阈值内比例 Share within", "中位时间 Median", "最近设施 Nearest", "结论 Result"]
     folium.GeoJson(
         frame,
-        style_function=lambda f: {"fillColor": f["properties"]["_fill"], "fillOpacity": 0.6,
+        style_function=lambda f: {"fillColor": f["properties"]["_fill"], "fillOpacity": 0.5,
                                   "color": "#444" if f["properties"]["_pass"] else "#b2182b",
                                   "weight": 0.6 if f["properties"]["_pass"] else 1.2},
         highlight_function=lambda f: {"weight": 3, "color": "#000"},
@@ -264,6 +294,8 @@ def _isochrone_layers(m: folium.Map, isochrones: gpd.GeoDataFrame, service: Any)
     tiers = sorted({float(v) for v in isochrones["minutes"]}, reverse=True)
     for i, minutes in enumerate(tiers):
         part = isochrones[isochrones["minutes"] == minutes]
+        if part.geometry.is_empty.all():
+            continue
         colour = TIER_COLOURS[min(len(tiers) - 1 - i, len(TIER_COLOURS) - 1)]
         frame = display_frame(gpd.GeoDataFrame(geometry=[part.union_all()], crs=part.crs),
                               tolerance_m=8.0)
@@ -381,7 +413,9 @@ def service_map(service_audit: Any, dataset: Any, *,
     service = get_service(service_audit.service)
     code = _township_code(dataset.townships, township)
     units = service_audit.units
-    facilities = _facilities(dataset, service.id)
+    facilities = getattr(service_audit, "facilities", None)
+    if facilities is None:
+        facilities = _facilities(dataset, service.id)
     area = None
     if code is not None:
         units = units[units["township_code"].astype(str) == code]
@@ -395,7 +429,8 @@ def service_map(service_audit: Any, dataset: Any, *,
                 group_name=group_name)
     tiers: list[float] = []
     if isochrones is not None and not isochrones.empty:
-        tiers = _isochrone_layers(m, _clip_to(isochrones.to_crs(WGS84), area), service)
+        iso = isochrones.to_crs(WGS84)
+        tiers = _isochrone_layers(m, iso if area is None else iso.clip(area), service)
     _facility_layer(m, _clip_to(facilities, area), service)
     gaps = service_audit.gaps
     if code is not None and gaps is not None and "unit_code" in gaps:
@@ -404,7 +439,7 @@ def service_map(service_audit: Any, dataset: Any, *,
                {str(k): str(v) for k, v in service_audit.units["name"].items()})
     county = service_audit.county
     if title is None:
-        place = dataset.townships.loc[code, "name"] if code else "慈溪市"
+        place = dataset.townships.loc[code, "name"] if code else _county_name(dataset)
         title = f"{place} · {service.label_zh}{threshold:g}分钟服务圈 · {service_audit.year}年"
     subtitle = _county_line(county, units, service)
     add_page_furniture(
@@ -412,7 +447,7 @@ def service_map(service_audit: Any, dataset: Any, *,
         synthetic=synthetic_layers(dataset, facilities=facilities,
                                    gaps=service_audit.gaps),
         legend=_service_legend(service, threshold, tiers, has_gaps=gaps is not None
-                               and not gaps.empty),
+                               and not gaps.empty) + _osm_credit(facilities),
         bounds=(units if not units.empty else dataset.townships).total_bounds,
         extent=dataset_extent(dataset))
     return m
@@ -457,6 +492,14 @@ def _service_legend(service: Any, threshold: float, tiers: list[float], *,
     if has_gaps:
         rows.append(("dot", GAP_COLOUR, "未覆盖居民点 uncovered residents"))
     return rows
+
+
+def _osm_credit(facilities: pd.DataFrame | None) -> list[tuple[str, str, str]]:
+    """Return a legend line crediting OpenStreetMap when OSM rows are drawn (ODbL needs it)."""
+    if facilities is None or "source" not in facilities or not (
+            facilities["source"].astype(str) == "osm").any():
+        return []
+    return [("head", "", "部分设施来自 OpenStreetMap<br>© OpenStreetMap contributors (ODbL)")]
 
 
 def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | None = None,
@@ -527,7 +570,9 @@ def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | Non
     all_facilities = []
     for audit in audits:
         service = get_service(audit.service)
-        fac = _facilities(dataset, service.id)
+        fac = getattr(audit, "facilities", None)
+        if fac is None:
+            fac = _facilities(dataset, service.id)
         all_facilities.append(fac)
         _facility_layer(m, _clip_to(fac, None if code is None else
                                     dataset.townships.loc[[code]].union_all()), service,
@@ -540,7 +585,8 @@ def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | Non
         service = get_service(audit.service)
         legend.append(("dot", SERVICE_COLOURS.get(service.id, "#333"),
                        f"{service.label_zh}设施 {service.label_en}"))
-    place = dataset.townships.loc[code, "name"] if code else "慈溪市"
+    legend += _osm_credit(pd.concat(all_facilities) if all_facilities else None)
+    place = dataset.townships.loc[code, "name"] if code else _county_name(dataset)
     passing_all = int((pass_n == judged_n).sum())
     add_page_furniture(
         m, title=f"{place} · 15分钟公共服务圈总览 · {result.year}年",
@@ -576,9 +622,23 @@ def save_map(m: folium.Map, path: str | os.PathLike[str], *, assets: AssetMode =
     return out
 
 
+def _service_isochrones(result: Any, audit: Any) -> gpd.GeoDataFrame | None:
+    """Compute the dissolved isochrones of one audited service on the audit's network."""
+    from qyx_geo.isochrones import isochrones
+
+    service = get_service(audit.service)
+    facilities = getattr(audit, "facilities", None)
+    if facilities is None:
+        facilities = _facilities(result.dataset, service.id)
+    if facilities.empty:
+        return None
+    return isochrones(result.net, facilities, minutes=service.tiers_minutes,
+                      settings=result.settings, mode=getattr(audit, "mode", None))
+
+
 def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
                      services: Iterable[str] | None = None,
-                     isochrones: Mapping[str, gpd.GeoDataFrame] | None = None,
+                     isochrones: Mapping[str, gpd.GeoDataFrame] | bool = True,
                      roads: nx.MultiDiGraph | gpd.GeoDataFrame | None = None,
                      tiles: TileChoice = "none", township: str | None = None,
                      assets: AssetMode = "auto") -> list[Path]:
@@ -593,9 +653,13 @@ def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
     services
         Service ids to map (default: every service in ``result``).
     isochrones
-        Per service id, dissolved isochrone polygons with a ``minutes`` column.
+        ``True`` (default): compute each service's dissolved 5/10/15-minute isochrones on the
+        audit's network (``result.net``; skipped with a warning when it has none); ``False``:
+        none; or a mapping service id -> polygons with a ``minutes`` column.
     roads
-        Street network (osmnx graph or edges) for the basemap's main roads.
+        Street network (osmnx graph or edges) for the basemap's main roads; default: the
+        dataset's network if one is attached (``Dataset.with_network``). Pass an empty
+        GeoDataFrame to draw none.
     tiles, township, assets
         As for :func:`service_map` and :func:`save_map`.
 
@@ -610,13 +674,22 @@ def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
         msg = (f"Services {missing!r} are not in the audit result (it has "
                f"{list(result.services)!r}); rerun the audit with them.")
         raise SettingsError(msg)
+    if isochrones is True and getattr(result, "net", None) is None:
+        logger.warning("the audit result carries no network arrays; maps drawn without isochrones")
+        isochrones = False
+    if roads is None:
+        roads = getattr(result.dataset, "network", None)
     out = Path(out_dir)
     road_lines = None if roads is None else main_roads(roads)
     written = [save_map(overview_map(result, roads=road_lines, tiles=tiles, township=township),
                         out / "overview.html", assets=assets)]
     for sid in ids:
-        iso = None if isochrones is None else isochrones.get(sid)
-        m = service_map(result.services[sid], result.dataset, isochrones=iso, roads=road_lines,
-                        tiles=tiles, township=township)
+        audit = result.services[sid]
+        if isinstance(isochrones, Mapping):
+            iso = isochrones.get(sid)
+        else:
+            iso = _service_isochrones(result, audit) if isochrones else None
+        m = service_map(audit, result.dataset, isochrones=iso, roads=road_lines, tiles=tiles,
+                        township=township)
         written.append(save_map(m, out / f"{sid}.html", assets=assets))
     return written
