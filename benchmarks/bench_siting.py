@@ -56,12 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--services", nargs="*", default=service_ids())
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--mip-gap", type=float, default=1e-4)
+    parser.add_argument("--network", type=Path, default=None,
+                        help="street network file (default: the dataset's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
     dataset = load_dataset()
-    graph = dataset.load_network()
+    if args.network is not None:
+        from qyx_geo.network import load_network
+
+        graph = load_network(args.network)
+    else:
+        graph = dataset.load_network()
     net = build_arrays(graph)
     audit = run_audit(dataset, year=args.year, services=args.services, settings=Settings(),
                       network=net)

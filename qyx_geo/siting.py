@@ -280,7 +280,8 @@ def propose_sites(
     if candidates is None:
         cands = candidate_sites(net, sa, radius_m=candidate_radius_m,
                                 spacing_m=candidate_spacing_m, settings=settings)
-        rule = {"rule": "network nodes", "radius_m": candidate_radius(candidate_radius_m, cutoff_m),
+        radius_m = candidate_radius(candidate_radius_m, cutoff_m)
+        rule = {"rule": "network nodes", "radius_m": round(radius_m, 1),
                 "spacing_m": candidate_spacing_m}
     else:
         cands = read_candidates(candidates)
