@@ -156,6 +156,14 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source_name: str, layer: str |
     units = units if units is not None else load_units(data_dir=data_dir)
     df["unit_code"] = normalise_codes(df["unit_code"])
     df["township_code"] = normalise_codes(df["township_code"])
+    for column in ("unit_code", "township_code"):
+        empty = [i for i, v in enumerate(df[column]) if _is_missing(v)]
+        if empty:
+            i = empty[0]
+            msg = (f"{source_name}: column {column!r} is empty at {rows(i, ids[i])} "
+                   f"({len(empty)} row(s)). Fill in the official code, or derive both codes from "
+                   "the location with qyx_geo.facilities.assign_unit_codes(points, units).")
+            raise UnknownCodeError(msg)
     check_known_codes(df["unit_code"], units["name"].to_dict(), column="unit_code",
                       source_name=source_name, rows=rows, ids=ids)
     towns = dict(zip(units["township_code"], units["township_name"], strict=False))
@@ -255,9 +263,6 @@ def _load_one(layer: str, path: str | os.PathLike[str] | None,
               outline: BaseGeometry | None) -> gpd.GeoDataFrame:
     p = Path(path) if path is not None else facilities_dir(data_dir) / f"{layer}.geojson"
     gdf = read_vector(p)
-    for col in ("id", "unit_code", "township_code"):
-        if col in gdf.columns:
-            gdf[col] = normalise_codes(gdf[col]) if col != "id" else gdf[col]
     out = validate_facilities(gdf, source_name=str(p), layer=layer, units=units, outline=outline,
                               data_dir=data_dir, rows=RowRef.for_path(p))
     logger.debug("loaded %d %s facilities from %s", len(out), layer, p)

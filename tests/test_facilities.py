@@ -172,6 +172,17 @@ def test_validate_facilities_reports_row_of_missing_point(units):
     assert "feature 2" in str(info.value) and "SPO-0002" in str(info.value)
 
 
+def test_empty_code_points_to_assign_unit_codes(units):
+    gdf = load_facilities("canteen").head(3).copy()
+    gdf.loc[gdf.index[2], "unit_code"] = None
+    pattern = r"'unit_code' is empty at feature 3.*assign_unit_codes"
+    with pytest.raises(UnknownCodeError, match=pattern):
+        validate_facilities(gdf, source_name="register.csv", units=units)
+    filled = gdf.copy()
+    filled[["unit_code", "township_code"]] = assign_unit_codes(gdf, units)
+    assert validate_facilities(filled, source_name="register.csv", units=units).index.size == 3
+
+
 def test_unknown_layer_name():
     with pytest.raises(UnknownServiceError, match="library"):
         load_facilities("library")
