@@ -144,14 +144,17 @@ class NetworkArrays:
         _check_edges(ids, u_arr, v_arr, length, n)
         crs_text = _check_crs(crs)
 
-        # one row per undirected street: key (min end, max end, length in mm)
+        # one row per undirected street: key (min end, max end, length in mm); two stable
+        # integer argsorts (radix) are much faster than a 3-key lexsort at a million edges
         a = np.minimum(u_arr, v_arr)
         b = np.maximum(u_arr, v_arr)
-        key_len = np.round(length, _LENGTH_DECIMALS)
-        order = np.lexsort((key_len, b, a))
+        pair = a * n + b
+        len_key = np.round(length * 10**_LENGTH_DECIMALS).astype(np.int64)
+        by_len = np.argsort(len_key, kind="stable")
+        order = by_len[np.argsort(pair[by_len], kind="stable")]
+        pair_sorted, len_sorted = pair[order], len_key[order]
         first = np.ones(order.shape[0], dtype=bool)
-        first[1:] = ((a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
-                     | (key_len[order][1:] != key_len[order][:-1]))
+        first[1:] = (pair_sorted[1:] != pair_sorted[:-1]) | (len_sorted[1:] != len_sorted[:-1])
         keep = order[first]
         edge_u, edge_v, edge_len = a[keep], b[keep], length[keep]
 
@@ -277,16 +280,17 @@ def _adjacency(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64],
     """Symmetric CSR of the shortest parallel edge per node pair; self-loops dropped."""
     keep = a != b
     a, b, length = a[keep], b[keep], length[keep]
-    order = np.lexsort((length, b, a))
-    a, b, length = a[order], b[order], length[order]
-    first = np.ones(a.shape[0], dtype=bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    a, b, length = a[first], b[first], length[first]
+    pair = a * n + b
+    order = np.argsort(pair, kind="stable")
+    starts = np.flatnonzero(np.r_[True, pair[order][1:] != pair[order][:-1]])
+    shortest = np.minimum.reduceat(length[order], starts) if starts.size else length[:0]
+    a, b = a[order][starts], b[order][starts]
     rows = np.concatenate([a, b])
     cols = np.concatenate([b, a])
+    data = np.concatenate([shortest, shortest])
+    order = np.argsort(rows * n + cols, kind="stable")
+    rows, cols, data = rows[order], cols[order], data[order]
     index_dtype = np.int32 if n < np.iinfo(np.int32).max else np.int64
-    order = np.lexsort((cols, rows))
-    rows, cols, data = rows[order], cols[order], np.concatenate([length, length])[order]
     indptr = np.zeros(n + 1, dtype=index_dtype)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return sp.csr_matrix((data, cols.astype(index_dtype), indptr), shape=(n, n))
