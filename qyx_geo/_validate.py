@@ -39,6 +39,7 @@ __all__ = [
     "COLUMN_ALIASES",
     "MAX_LISTED",
     "RowRef",
+    "check_choice",
     "check_code_format",
     "check_known_codes",
     "check_points_in_outline",
@@ -244,6 +245,18 @@ def normalise_codes(values: pd.Series) -> pd.Series:
 
     return pd.Series([one(v) for v in values], index=values.index, dtype=object,
                      name=values.name)
+
+
+def check_choice(values: pd.Series, allowed: Sequence[str], *, column: str, source_name: str,
+                 rows: RowRef = RowRef(), ids: Sequence[object] | None = None) -> None:
+    """Raise ``DataFileError`` at the first value not in ``allowed``, listing the allowed ones."""
+    bad = [i for i, v in enumerate(values) if v not in allowed]
+    if bad:
+        i = bad[0]
+        msg = (f"{source_name}: column {column!r} at {rows(i, ids[i] if ids else None)} is "
+               f"{plain(values.iloc[i])!r}; allowed values are {list(allowed)!r} "
+               f"({len(bad)} bad row(s)).")
+        raise DataFileError(msg)
 
 
 def check_code_format(codes: pd.Series, *, digits: int, column: str, source_name: str,

@@ -25,6 +25,7 @@ from qyx_geo import _paths
 from qyx_geo._errors import DataFileError, UnknownCodeError, UnknownServiceError
 from qyx_geo._validate import (
     RowRef,
+    check_choice,
     check_known_codes,
     check_points_in_outline,
     check_unique_ids,
@@ -150,8 +151,10 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source_name: str, layer: str |
     df["id"] = df["id"].map(lambda v: v if v is None or isinstance(v, float) else str(v).strip())
     check_unique_ids(df["id"], source_name=source_name, rows=rows)
     ids = list(df["id"])
-    _check_values(df, "layer", (layer,) if layer else FACILITY_LAYERS, source_name, rows, ids)
-    _check_values(df, "source", SOURCES, source_name, rows, ids)
+    check_choice(df["layer"], (layer,) if layer else FACILITY_LAYERS, column="layer",
+                 source_name=source_name, rows=rows, ids=ids)
+    check_choice(df["source"], SOURCES, column="source", source_name=source_name, rows=rows,
+                 ids=ids)
     _check_capacity(df, source_name, rows, ids)
     units = units if units is not None else load_units(data_dir=data_dir)
     df["unit_code"] = normalise_codes(df["unit_code"])
@@ -185,17 +188,6 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source_name: str, layer: str |
     df["capacity"] = pd.to_numeric(df["capacity"]).astype(float)
     out = df[["id", *FACILITY_COLUMNS[:-1], *extra, "geometry"]].set_index("id")
     return gpd.GeoDataFrame(out, geometry="geometry", crs=WGS84)
-
-
-def _check_values(df: pd.DataFrame, column: str, allowed: tuple[str, ...], source_name: str,
-                  rows: RowRef, ids: list[object]) -> None:
-    bad = [i for i, v in enumerate(df[column]) if v not in allowed]
-    if bad:
-        i = bad[0]
-        msg = (f"{source_name}: column {column!r} at {rows(i, ids[i])} is "
-               f"{plain(df[column].iloc[i])!r}; "
-               f"allowed values are {list(allowed)!r} ({len(bad)} bad row(s)).")
-        raise DataFileError(msg)
 
 
 def _check_capacity(df: pd.DataFrame, source_name: str, rows: RowRef, ids: list[object]) -> None:

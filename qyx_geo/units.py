@@ -30,6 +30,7 @@ from qyx_geo import _paths
 from qyx_geo._errors import DataFileError, UnknownCodeError
 from qyx_geo._validate import (
     RowRef,
+    check_choice,
     check_code_format,
     check_known_codes,
     check_points_in_outline,
@@ -128,17 +129,6 @@ def _check_flags(df: pd.DataFrame, column: str, *, source_name: str, rows: RowRe
         raise DataFileError(msg)
 
 
-def _check_choice(values: pd.Series, allowed: tuple[str, ...], *, column: str, source_name: str,
-                  rows: RowRef, ids: list[object]) -> None:
-    bad = [i for i, v in enumerate(values) if v not in allowed]
-    if bad:
-        i = bad[0]
-        msg = (f"{source_name}: column {column!r} at {rows(i, ids[i])} is "
-               f"{plain(values.iloc[i])!r}; "
-               f"allowed values are {list(allowed)!r} ({len(bad)} bad row(s)).")
-        raise DataFileError(msg)
-
-
 def load_townships(*, path: str | os.PathLike[str] | None = None,
                    data_dir: str | os.PathLike[str] | None = None) -> gpd.GeoDataFrame:
     """Return the 24 township-level units indexed by their 9-digit code (WGS84).
@@ -163,8 +153,8 @@ def load_townships(*, path: str | os.PathLike[str] | None = None,
     ids = list(gdf["code"])
     check_unique_ids(gdf["code"], source_name=name, column="code", rows=rows)
     check_code_format(gdf["code"], digits=9, column="code", source_name=name, rows=rows, ids=ids)
-    _check_choice(gdf["kind"], TOWNSHIP_KINDS, column="kind", source_name=name, rows=rows, ids=ids)
-    _check_choice(gdf["seat_source"], SOURCES, column="seat_source", source_name=name, rows=rows,
+    check_choice(gdf["kind"], TOWNSHIP_KINDS, column="kind", source_name=name, rows=rows, ids=ids)
+    check_choice(gdf["seat_source"], SOURCES, column="seat_source", source_name=name, rows=rows,
                   ids=ids)
     _check_flags(gdf, "approximate", source_name=name, rows=rows, ids=ids)
     seats = gpd.GeoSeries(gpd.points_from_xy(gdf["seat_lon"], gdf["seat_lat"]), crs=WGS84)
@@ -216,7 +206,7 @@ def load_units(*, path: str | os.PathLike[str] | None = None,
                f"its code starts with {ids[i][:9]!r}; a unit's township_code is the first 9 digits "
                "of its code. Fix one of the two.")
         raise UnknownCodeError(msg)
-    _check_choice(gdf["kind"], UNIT_KINDS, column="kind", source_name=name, rows=rows, ids=ids)
+    check_choice(gdf["kind"], UNIT_KINDS, column="kind", source_name=name, rows=rows, ids=ids)
     _check_flags(gdf, "approximate", source_name=name, rows=rows, ids=ids)
     centres = gpd.GeoSeries(gpd.points_from_xy(gdf["centre_lon"], gdf["centre_lat"]), crs=WGS84)
     check_points_in_outline(centres, _outline_geometry(data_dir),
@@ -309,7 +299,7 @@ def load_demand(*, path: str | os.PathLike[str] | None = None,
                f"unit {df['unit_code'].iloc[i]!r} belongs to {expected.iloc[i]!r}. Set "
                f"township_code to {expected.iloc[i]!r} ({len(wrong)} row(s) disagree).")
         raise UnknownCodeError(msg)
-    _check_choice(df["source"], SOURCES, column="source", source_name=name, rows=rows, ids=ids)
+    check_choice(df["source"], SOURCES, column="source", source_name=name, rows=rows, ids=ids)
     _check_counts(df, source_name=name, rows=rows, ids=ids)
     lon = pd.to_numeric(df["lon"], errors="coerce")
     lat = pd.to_numeric(df["lat"], errors="coerce")
