@@ -282,7 +282,7 @@ def _adjacency(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64],
     a, b, length = a[keep], b[keep], length[keep]
     pair = a * n + b
     order = np.argsort(pair, kind="stable")
-    starts = np.flatnonzero(np.r_[True, pair[order][1:] != pair[order][:-1]])
+    starts = np.flatnonzero(np.r_[True, pair[order][1:] != pair[order][:-1]][: pair.size])
     shortest = np.minimum.reduceat(length[order], starts) if starts.size else length[:0]
     a, b = a[order][starts], b[order][starts]
     rows = np.concatenate([a, b])
