@@ -193,6 +193,28 @@ def _table_from_rows(rows: list[list[Any]], *, file_name: str, fmt: str,
                     notes=tuple(notes))
 
 
+def _delimiter(text: str, *, default: str) -> str:
+    """Choose the field separator that makes the leading lines name the most known headers.
+
+    Registers are recognised by their headers, so this is sturdier than a generic sniffer on
+    data whose cells contain commas, semicolons or tabs. Without any known header, fall back
+    to :class:`csv.Sniffer`, then to ``default``.
+    """
+    head = "\n".join(text.splitlines()[: HEADER_SEARCH_ROWS * 2])
+    best, best_score = default, 0
+    for candidate in (default, *(d for d in ",\t;|" if d != default)):
+        with contextlib.suppress(csv.Error):
+            rows = list(csv.reader(io.StringIO(head, newline=""), delimiter=candidate))
+            score = max((count_known_headers(r) for r in rows), default=0)
+            if score > best_score:
+                best, best_score = candidate, score
+    if best_score >= 2:
+        return best
+    with contextlib.suppress(csv.Error):
+        return csv.Sniffer().sniff(head[:20000], delimiters=",\t;|").delimiter
+    return default
+
+
 def _read_csv(file: Path) -> RawTable:
     try:
         data = file.read_bytes()
@@ -203,13 +225,7 @@ def _read_csv(file: Path) -> RawTable:
         msg = f"{file.name}: the file is empty; export the register again with a header row."
         raise DataFileError(msg)
     text, encoding = decode_bytes(data, file_name=file.name)
-    sample = text[:20000]
-    delimiter = ","
-    if file.suffix.lower() == ".tsv" or encoding == "utf-16":
-        delimiter = "\t"
-    else:
-        with contextlib.suppress(csv.Error):
-            delimiter = csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
+    delimiter = _delimiter(text, default="\t" if file.suffix.lower() == ".tsv" else ",")
     try:
         rows = [list(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                                             strict=False)]
