@@ -194,17 +194,22 @@ def read_graphml(path: Path) -> nx.MultiDiGraph:
 def pbf_to_xml(pbf: Path, out: Path) -> Path:
     """Convert the ``highway`` ways of an OSM PBF (plus the nodes they use) to OSM XML.
 
-    Uses pyosmium's :class:`osmium.BackReferenceWriter`, so the XML is reference-complete and
-    can go through ``osmnx.graph_from_xml`` like any extract. Returns ``out``.
+    Two passes with pyosmium: collect the ways with a ``highway`` tag and the nodes they
+    reference, then write exactly those objects, so that the XML is reference-complete and can
+    go through ``osmnx.graph_from_xml`` like any extract. Returns ``out``.
     """
     import osmium  # heavy; only needed for PBF
 
     try:
-        with osmium.BackReferenceWriter(str(out), ref_src=str(pbf), overwrite=True,
-                                        remove_tags=False) as writer:
-            for way in osmium.FileProcessor(str(pbf), osmium.osm.WAY).with_filter(
-                    osmium.filter.KeyFilter("highway")):
-                writer.add(way)
+        ids = osmium.IdTracker()
+        for way in osmium.FileProcessor(str(pbf), osmium.osm.WAY).with_filter(
+                osmium.filter.KeyFilter("highway")):
+            ids.add_way(way.id)
+            ids.add_references(way)
+        with osmium.SimpleWriter(str(out), overwrite=True) as writer:
+            for obj in osmium.FileProcessor(str(pbf), osmium.osm.NODE | osmium.osm.WAY
+                                            ).with_filter(ids.id_filter()):
+                writer.add(obj)
     except RuntimeError as err:
         msg = (f"{str(pbf)!r} is not a readable OSM PBF file ({err}); check the download "
                "(`osmium fileinfo FILE`) or export it again")

@@ -112,7 +112,7 @@ CIXI_BARRIERS: tuple[Barrier, ...] = (
     Barrier("水云浦", "river", ((0.66, 0.23), (0.67, 0.50), (0.65, 0.75))),
     Barrier("杭州湾环线高速", "motorway", ((0.0, 0.50), (0.45, 0.52), (1.0, 0.47)), "G92"),
     Barrier("沈海高速", "motorway", ((0.22, 1.0), (0.24, 0.55), (0.28, 0.0)), "G15"),
-    Barrier("329国道", "trunk", ((0.0, 0.27), (0.50, 0.28), (1.0, 0.25)), "G329"),
+    Barrier("329国道", "trunk", ((0.0, 0.255), (0.50, 0.262), (1.0, 0.24)), "G329"),
 )
 
 
@@ -120,15 +120,15 @@ CIXI_BARRIERS: tuple[Barrier, ...] = (
 class NetworkParams:
     """Sizes of the generated network (metres). Defaults give ~130k intersections for Cixi."""
 
-    urban_radius_m: float = 3300.0
-    urban_spacing_m: float = 72.0
-    town_radius_m: float = 1700.0
-    town_spacing_m: float = 88.0
+    urban_radius_m: float = 3500.0
+    urban_spacing_m: float = 58.0
+    town_radius_m: float = 2000.0
+    town_spacing_m: float = 72.0
     zone_radius_m: float = 2000.0
-    zone_spacing_m: float = 190.0
-    village_radius_m: tuple[float, float] = (200.0, 320.0)
-    village_spacing_m: float = 46.0
-    rural_spacing_m: float = 185.0
+    zone_spacing_m: float = 170.0
+    village_radius_m: tuple[float, float] = (250.0, 400.0)
+    village_spacing_m: float = 38.0
+    rural_spacing_m: float = 190.0
     arterial_max_m: float = 16000.0
     #: Minimum distance between crossings of one barrier by local streets (town, rural).
     canal_crossing_m: tuple[float, float] = (260.0, 750.0)
@@ -308,6 +308,14 @@ def _add_arterials(xy: np.ndarray, edges: EdgeTable, names: list[str], seat_xy: 
         s = tri.simplices
         pairs = np.unique(np.sort(np.vstack([s[:, [0, 1]], s[:, [1, 2]], s[:, [0, 2]]]), axis=1),
                           axis=0)
+        # Gabriel graph: drop a pair if another seat lies in the circle on it as diameter, so
+        # long edges of skinny triangles do not become arterials through a third town
+        mid = (seat_xy[pairs[:, 0]] + seat_xy[pairs[:, 1]]) / 2
+        rad = np.hypot(*(seat_xy[pairs[:, 0]] - seat_xy[pairs[:, 1]]).T) / 2
+        d_mid = np.hypot(*(mid[:, None, :] - seat_xy[None, :, :]).transpose(2, 0, 1))
+        d_mid[np.arange(len(pairs)), pairs[:, 0]] = np.inf
+        d_mid[np.arange(len(pairs)), pairs[:, 1]] = np.inf
+        pairs = pairs[(d_mid >= rad[:, None] * 0.999).all(axis=1)]
     alive = np.zeros(len(xy), bool)
     alive[edges.u] = alive[edges.v] = True
     live = np.flatnonzero(alive)
