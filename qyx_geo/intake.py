@@ -28,6 +28,7 @@ from typing import Any, Literal, get_args
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 
 from qyx_geo import _io
@@ -384,7 +385,8 @@ def import_register(
     file_warnings += assign_units(states, units_gdf, towns_gdf, fallback=fallback)
     if shift_check != "off":
         file_warnings += diagnose_shift(states, source_crs, units_gdf,
-                                        network=_network(network, shift_check))
+                                        network=_network(network, shift_check, states,
+                                                         file_warnings))
     _assign_ids(states, layer)
     file_warnings += check_duplicates(states, dist_m=duplicate_dist_m, mode=duplicates)
     for st in states:
@@ -425,14 +427,24 @@ def _reference(units: gpd.GeoDataFrame | None, townships: gpd.GeoDataFrame | Non
     return units_gdf, towns_gdf, outline
 
 
-def _network(network: Any, shift_check: str) -> gpd.GeoSeries | None:
-    """Return the network's edge lines (any CRS) or ``None`` when the check uses villages."""
+def _network(network: Any, shift_check: str, states: list[RowState],
+             warnings_out: list[str]) -> gpd.GeoSeries | None:
+    """Return edge lines (any CRS) near the rows, or ``None`` when the check uses villages.
+
+    Only the part of a networkx graph within 2 km of the rows is turned into lines, so the
+    check stays cheap on a county network.
+    """
     if shift_check == "villages":
         return None
     if network is None and shift_check == "network":
         from qyx_geo.network import load_network
 
-        network = load_network("default")
+        try:
+            network = load_network("default")
+        except QyxGeoError as err:
+            warnings_out.append(f"路网不可用，改用村社中心检查坐标偏移 / the street network could "
+                                f"not be loaded ({err}); the shift check used village centres")
+            return None
     if network is None:
         return None
     edges = getattr(network, "edges", network)
@@ -443,7 +455,20 @@ def _network(network: Any, shift_check: str) -> gpd.GeoSeries | None:
     if isinstance(network, nx.Graph):
         import osmnx as ox
 
-        return ox.graph_to_gdfs(network, nodes=False).geometry
+        graph_crs = network.graph.get("crs", WGS84)
+        lonlat = [(st.lon, st.lat) for st in states if st.alive and st.lon is not None]
+        if not lonlat or len(network) == 0:
+            return None
+        pts = gpd.GeoSeries(gpd.points_from_xy(*zip(*lonlat, strict=True)), crs=WGS84)
+        xmin, ymin, xmax, ymax = pts.to_crs(graph_crs).total_bounds
+        pad = 2000.0 if pyproj.CRS.from_user_input(graph_crs).is_projected else 0.02
+        near = [n for n, d in network.nodes(data=True)
+                if xmin - pad <= d.get("x", np.nan) <= xmax + pad
+                and ymin - pad <= d.get("y", np.nan) <= ymax + pad]
+        sub = network.subgraph(near)
+        if sub.number_of_edges() == 0:
+            return None
+        return ox.graph_to_gdfs(sub, nodes=False).geometry
     msg = (f"network must be edge lines (GeoDataFrame/GeoSeries), a networkx graph or an object "
            f"with an 'edges' GeoDataFrame, got {type(network).__name__!r}.")
     raise SettingsError(msg)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import geopandas as gpd
+import networkx as nx
 import numpy as np
 import openpyxl
 import pandas as pd
@@ -16,7 +17,13 @@ import shapely
 
 from qyx_geo import crs as qcrs
 from qyx_geo import units as qunits
-from qyx_geo._errors import ColumnError, DataFileError, QyxGeoError, SettingsError
+from qyx_geo._errors import (
+    ColumnError,
+    DataFileError,
+    NetworkError,
+    QyxGeoError,
+    SettingsError,
+)
 from qyx_geo._names import PlaceMatcher, place_keys, recognise_headers
 from qyx_geo._readers import CellError, parse_count, parse_lonlat, parse_number
 from qyx_geo.cli import main
@@ -162,6 +169,35 @@ def test_shift_check_against_a_network() -> None:
                imp(MIXED, layer="canteen", crs="wgs84", network=Net()).warnings)
     off = imp(MIXED, layer="canteen", crs="wgs84", network=streets, shift_check="off")
     assert not any("疑似" in w for w in off.warnings)
+
+
+def test_shift_check_against_a_networkx_graph() -> None:
+    truth = json.loads((REG / "canteen_mixed_truth.json").read_text(encoding="utf-8"))
+    graph = nx.MultiDiGraph(crs="EPSG:4549")
+    for i, line in enumerate(_grid_around([tuple(t["wgs84"]) for t in truth.values()])):
+        (x0, y0), (x1, y1) = line.coords
+        graph.add_node(2 * i, x=x0, y=y0)
+        graph.add_node(2 * i + 1, x=x1, y=y1)
+        graph.add_edge(2 * i, 2 * i + 1, key=0, length=line.length)
+    wrong = imp(MIXED, layer="canteen", crs="wgs84", network=graph)
+    assert any("crs='gcj02'" in w and "street" in w for w in wrong.warnings)
+    assert not any("疑似" in w for w in
+                   imp(MIXED, layer="canteen", crs="gcj02", network=graph).warnings)
+
+
+def test_shift_check_falls_back_when_the_network_cannot_load(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import qyx_geo.network
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise NetworkError("no network here")
+
+    monkeypatch.setattr(qyx_geo.network, "load_network", broken)
+    result = imp(MIXED, layer="canteen", crs="wgs84", shift_check="network")
+    assert any("no network here" in w for w in result.warnings)
+    assert any("crs='gcj02'" in w and "village centres" in w for w in result.warnings)
+    with pytest.raises(SettingsError, match="'int'"):
+        imp(MIXED, layer="canteen", network=5)
 
 
 # -- one register per problem -----------------------------------------------------------------
