@@ -188,9 +188,10 @@ def catchment_matrix(
 ) -> sp.csr_matrix:
     """Network distances from every source to every target within ``cutoff_m``, as a sparse matrix.
 
-    Used for 2SFCA (facilities x demand) and for siting (candidates x demand). Sources are
-    processed in batches of single-source Dijkstra runs limited to ``cutoff_m``, sized so a batch
-    of dense rows stays within ``batch_mib``; only the entries within the cutoff are kept.
+    Used for 2SFCA (facilities x demand) and for siting (candidates x demand). The smaller of
+    the two layers is searched from (walking distances are symmetric), in batches of
+    single-source Dijkstra runs limited to ``cutoff_m`` and sized so a batch of dense rows stays
+    within ``batch_mib``; only the entries within the cutoff are kept.
 
     Parameters
     ----------
@@ -221,27 +222,39 @@ def catchment_matrix(
     tsnap = _snapped(net, targets, max_snap_m, "targets")
     s_rows = np.flatnonzero(~ssnap["too_far"].to_numpy())
     t_cols = np.flatnonzero(~tsnap["too_far"].to_numpy())
-    svalid, tvalid = ssnap.iloc[s_rows], tsnap.iloc[t_cols]
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    vals: list[FloatArray] = []
-    if s_rows.size and t_cols.size:
-        pair_s, pair_t, pair_d = _same_edge_pairs(svalid, tvalid)
-        for start, dist_nodes in _batched_rows(net, svalid, cutoff, batch_mib):
-            best = _points_from_node_rows(net, dist_nodes, tvalid)
-            stop = start + best.shape[0]
-            sel = (pair_s >= start) & (pair_s < stop)
-            np.minimum.at(best, (pair_s[sel] - start, pair_t[sel]), pair_d[sel])
-            r, c = np.nonzero(best <= cutoff)
-            rows.append(s_rows[start + r])
-            cols.append(t_cols[c])
-            vals.append(best[r, c])
     shape = (len(ssnap), len(tsnap))
-    if not rows:
+    if s_rows.size == 0 or t_cols.size == 0:
         return sp.csr_matrix(shape, dtype=np.float64)
-    coo = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                        shape=shape)
-    return coo.tocsr()
+    # walking distances are symmetric: search from the smaller side and transpose
+    flip = t_cols.size < s_rows.size
+    if flip:
+        rows, cols, vals = _catchment_pairs(net, tsnap.iloc[t_cols], ssnap.iloc[s_rows], cutoff,
+                                            batch_mib)
+        rows, cols = s_rows[cols], t_cols[rows]
+    else:
+        rows, cols, vals = _catchment_pairs(net, ssnap.iloc[s_rows], tsnap.iloc[t_cols], cutoff,
+                                            batch_mib)
+        rows, cols = s_rows[rows], t_cols[cols]
+    return sp.coo_matrix((vals, (rows, cols)), shape=shape).tocsr()
+
+
+def _catchment_pairs(net: NetworkArrays, origins: pd.DataFrame, points: pd.DataFrame,
+                     cutoff_m: float, batch_mib: float) -> tuple[IntArray, IntArray, FloatArray]:
+    """Return ``(origin row, point row, dist_m)`` of every pair within ``cutoff_m``."""
+    rows: list[IntArray] = [np.empty(0, dtype=np.int64)]
+    cols: list[IntArray] = [np.empty(0, dtype=np.int64)]
+    vals: list[FloatArray] = [np.empty(0)]
+    pair_o, pair_p, pair_d = _same_edge_pairs(origins, points)
+    for start, dist_nodes in _batched_rows(net, origins, cutoff_m, batch_mib):
+        best = _points_from_node_rows(net, dist_nodes, points)
+        stop = start + best.shape[0]
+        sel = (pair_o >= start) & (pair_o < stop)
+        np.minimum.at(best, (pair_o[sel] - start, pair_p[sel]), pair_d[sel])
+        r, c = np.nonzero(best <= cutoff_m)
+        rows.append(start + r)
+        cols.append(c)
+        vals.append(best[r, c])
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
 def two_step_fca(

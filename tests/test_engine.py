@@ -309,3 +309,13 @@ def test_two_step_fca_validates_columns(street):
     with pytest.raises(DataFileError, match="'A'"):
         two_step_fca(street, fac.assign(capacity=[-1.0]), dem, demand_col="pop",
                      cutoff_minutes=15)
+
+
+def test_catchment_matrix_is_symmetric_whichever_side_is_searched(street):
+    few = pts({"s1": (0, 10), "s2": (1000, 480)})
+    many = pts({f"t{k}": (100.0 * k, 20.0 * (k % 3)) for k in range(11)})
+    forward = catchment_matrix(street, few, many, cutoff_m=700.0)  # searched from `few`
+    backward = catchment_matrix(street, many, few, cutoff_m=700.0)  # also from `few`, flipped
+    np.testing.assert_allclose(forward.toarray(), backward.T.toarray())
+    np.testing.assert_array_equal(forward.indptr, backward.T.tocsr().indptr)
+    assert forward.shape == (2, 11) and forward.nnz > 0
