@@ -26,10 +26,15 @@ worth a whole site or unit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
+import os
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -326,6 +331,32 @@ def _check_limits(max_sites: int | None, budget: float | None) -> None:
         raise SettingsError(msg)
 
 
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence the process's stdout (fd 1) while HiGHS runs.
+
+    HiGHS 1.12 (bundled with scipy 1.17) writes a stray debug line
+    ``HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();`` with a bare
+    ``printf`` whatever ``disp`` is (ERGO-Code/HiGHS#2783); a library must not print, so fd 1
+    points at /dev/null for the duration of the solve and is restored afterwards.
+    """
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no usable fd 1 (embedded interpreters): leave it alone
+        yield
+        return
+    try:
+        with Path(os.devnull).open("wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
+
+
 def _infeasible_message(r: ReducedProblem) -> str:
     reachable = r.passing_now + r.units.size
     return (f"the target needs {r.problem.required_units} passing units but at most {reachable} "
@@ -406,10 +437,11 @@ def solve_milp(
         c = np.concatenate([np.zeros(n_c), -eps * r.group_pop, -np.ones(n_u)])
     a = sp.vstack(rows).tocsr()
     integrality = np.concatenate([np.ones(n_c), np.zeros(n_g), np.ones(n_u)])
-    res = milp(c, integrality=integrality, bounds=Bounds(0, 1),
-               constraints=LinearConstraint(a, np.concatenate(lb), np.concatenate(ub)),
-               options={"time_limit": float(time_limit_s), "mip_rel_gap": float(mip_gap),
-                        "presolve": True, "disp": False})
+    with _quiet_stdout():
+        res = milp(c, integrality=integrality, bounds=Bounds(0, 1),
+                   constraints=LinearConstraint(a, np.concatenate(lb), np.concatenate(ub)),
+                   options={"time_limit": float(time_limit_s), "mip_rel_gap": float(mip_gap),
+                            "presolve": True, "disp": False})
     elapsed = time.perf_counter() - t0
     if res.x is None:
         if res.status == 2:
