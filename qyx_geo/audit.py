@@ -13,18 +13,33 @@ by :mod:`qyx_geo.report`, :mod:`qyx_geo.maps`, :mod:`qyx_geo.siting` and the not
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import geopandas as gpd
 import networkx as nx
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+import shapely
 
-from qyx_geo._errors import ColumnError, NoTargetError, SettingsError, UnknownCodeError
+from qyx_geo import __version__
+from qyx_geo._errors import (
+    ColumnError,
+    DataFileError,
+    NoTargetError,
+    SettingsError,
+    UnknownCodeError,
+)
+from qyx_geo._io import atomic_path
+from qyx_geo._paths import cache_dir
 from qyx_geo.coverage import (
     capacity_by_unit,
     county_summary,
@@ -38,7 +53,15 @@ from qyx_geo.services import Service, get_service, service_ids
 from qyx_geo.settings import Settings
 from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS, target_for
 
-__all__ = ["AuditResult", "ProgressCallback", "ServiceAudit", "run_audit", "threshold_for"]
+__all__ = [
+    "AuditResult",
+    "ProgressCallback",
+    "ServiceAudit",
+    "network_arrays",
+    "network_cache_key",
+    "run_audit",
+    "threshold_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -410,3 +433,98 @@ def _audit_service(
     return ServiceAudit(service=svc, year=year, threshold_minutes=threshold, points=points,
                         units=scored, townships=towns, county=county, gaps=gaps,
                         capacity=capacity, facilities=layer, mode=settings.mode)
+
+
+# --------------------------------------------------------------------- engine-array cache
+
+#: Bump when the cached array layout changes.
+_ARRAYS_FORMAT = 1
+
+
+def _network_file(source: str | os.PathLike[str]) -> Path:
+    if str(source) == "default":
+        from qyx_geo.network import default_network_path
+
+        return Path(default_network_path())
+    return Path(source)
+
+
+def network_cache_key(source: str | os.PathLike[str] = "default") -> str:
+    """Return a key naming a network file's current version (path, size, mtime, qyx_geo version).
+
+    Raises
+    ------
+    DataFileError
+        If the file does not exist.
+    """
+    path = _network_file(source)
+    try:
+        stat = path.stat()
+    except OSError as err:
+        msg = (f"Network file {str(path)!r} not found; generate the embedded one with "
+               "`python -m qyx_geo.synth` or give an existing .osm/.osm.pbf/.graphml file.")
+        raise DataFileError(msg) from err
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{__version__}|{_ARRAYS_FORMAT}"
+    return f"{path.name.split('.')[0]}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def _save_arrays(net: NetworkArrays, path: Path) -> bool:
+    geoms = net.edge_geometry
+    types = shapely.get_type_id(geoms)
+    if net.node_ids.dtype == object or not (types == shapely.GeometryType.LINESTRING).all():
+        log.info("engine arrays not cached: node ids or edge geometries are not plain")
+        return False
+    _, coords, (offsets,) = shapely.to_ragged_array(geoms)
+    adj = net.adjacency
+    with atomic_path(path) as tmp:
+        np.savez(tmp, crs=np.array(net.crs), node_ids=net.node_ids, x=net.x, y=net.y,
+                 edge_u=net.edge_u, edge_v=net.edge_v, edge_length_m=net.edge_length_m,
+                 coords=coords, offsets=offsets, adj_data=adj.data, adj_indices=adj.indices,
+                 adj_indptr=adj.indptr, adj_shape=np.array(adj.shape))
+    return True
+
+
+def _load_arrays(path: Path) -> NetworkArrays:
+    with np.load(path, allow_pickle=False) as z:
+        a = {k: z[k] for k in z.files}
+    geoms = shapely.from_ragged_array(shapely.GeometryType.LINESTRING, a["coords"],
+                                      (a["offsets"],))
+    adjacency = sp.csr_matrix((a["adj_data"], a["adj_indices"], a["adj_indptr"]),
+                              shape=tuple(int(n) for n in a["adj_shape"]))
+    return NetworkArrays(crs=str(a["crs"]), node_ids=a["node_ids"], x=a["x"], y=a["y"],
+                         edge_u=a["edge_u"], edge_v=a["edge_v"],
+                         edge_length_m=a["edge_length_m"], edge_geometry=geoms,
+                         adjacency=adjacency)
+
+
+def network_arrays(source: str | os.PathLike[str] = "default", *,
+                   cache: bool = True) -> NetworkArrays:
+    """Return the engine arrays of a network file, cached so repeated audits skip networkx.
+
+    On the first call the network is loaded with :func:`qyx_geo.network.load_network` (itself
+    cached) and converted with :func:`qyx_geo.engine.build_arrays`; the arrays are then stored in
+    ``cache_dir()/engine`` (numpy ``.npz``, no pickle), keyed by :func:`network_cache_key`, so a
+    changed file or package version is never served stale.
+
+    Parameters
+    ----------
+    source
+        ``"default"`` (the embedded network) or a network file path.
+    cache
+        Read and write the arrays cache.
+    """
+    path = cache_dir() / "engine" / f"{network_cache_key(source)}.npz"
+    if cache and path.exists():
+        try:
+            net = _load_arrays(path)
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("ignoring unreadable engine-array cache %s (%s)", path, err)
+        else:
+            log.info("engine arrays from cache %s", path)
+            return net
+    from qyx_geo.network import load_network
+
+    net = build_arrays(load_network(source))
+    if cache and _save_arrays(net, path):
+        log.info("engine arrays cached in %s", path)
+    return net

@@ -170,3 +170,30 @@ def test_bad_arguments(net, kwargs, error, match):
 def test_missing_network():
     with pytest.raises(SettingsError, match="load_network"):
         run_audit(tiny_dataset())
+
+
+def test_network_arrays_cache_round_trip(tmp_path, monkeypatch):
+    import qyx_geo.network
+    from qyx_geo.audit import network_arrays, network_cache_key
+
+    source = tmp_path / "tiny.osm"
+    source.write_text("<osm/>", encoding="utf-8")
+    calls = []
+    monkeypatch.setattr(qyx_geo.network, "load_network",
+                        lambda src, **kw: calls.append(src) or grid_graph())
+    first = network_arrays(source)
+    second = network_arrays(source)
+    assert calls == [source]  # the second call came from the cache
+    for field in ("node_ids", "x", "y", "edge_u", "edge_v", "edge_length_m"):
+        np.testing.assert_array_equal(getattr(first, field), getattr(second, field))
+    assert (first.adjacency != second.adjacency).nnz == 0 and second.crs == first.crs
+    assert shapely.equals(first.edge_geometry, second.edge_geometry).all()
+    a = run_audit(tiny_dataset(), network=first, services=["canteen"])
+    b = run_audit(tiny_dataset(), network=second, services=["canteen"])
+    pd.testing.assert_frame_equal(pd.DataFrame(a.services["canteen"].points),
+                                  pd.DataFrame(b.services["canteen"].points))
+    key = network_cache_key(source)
+    source.write_text("<osm></osm>", encoding="utf-8")  # a changed file is a new key
+    assert network_cache_key(source) != key
+    network_arrays(source)
+    assert len(calls) == 2

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qyx_geo import _paths
 from qyx_geo._errors import SettingsError
+from qyx_geo._io import write_with
 from qyx_geo.services import get_service, service_ids
 from qyx_geo.settings import MODES, Settings
 from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
@@ -222,7 +224,49 @@ def _progress_bar(total: int) -> tuple[Callable[[str], None], Callable[[], None]
     return advance, close
 
 
-def _maps_writer(result: AuditResult, graph: Any, advance: Callable[[str], None],
+def _network_source(args: argparse.Namespace, dataset: Any) -> str | Path | None:
+    """Return the network to audit on: --network, else the dataset's ("default" if embedded)."""
+    if args.network is not None:
+        return Path(args.network)
+    path = getattr(dataset, "network_path", None)
+    if path is None:
+        return None
+    embedded = Path(dataset.data_dir).resolve() == _paths.data_dir().resolve()
+    return "default" if embedded else Path(path)
+
+
+def _network(args: argparse.Namespace, dataset: Any, *, need_roads: bool) -> tuple[Any, Any]:
+    """Return (engine arrays or graph, main roads or graph or None) for the audit and maps.
+
+    Engine arrays and main roads are cached per network file version (``cache_dir()/engine``),
+    so a repeated audit does not rebuild the graph at all.
+    """
+    from qyx_geo.audit import network_arrays, network_cache_key
+
+    source = _network_source(args, dataset)
+    if source is None:  # no network file: the dataset loads (and explains) its own
+        graph = dataset.load_network()
+        return graph, graph if need_roads else None
+    net = network_arrays(source)
+    if not need_roads:
+        return net, None
+    try:
+        from qyx_geo.maps import main_roads
+    except ImportError:
+        return net, None
+    import geopandas as gpd
+
+    path = _paths.cache_dir() / "engine" / f"{network_cache_key(source)}-roads.geojson"
+    if path.exists():
+        return net, gpd.read_file(path)
+    from qyx_geo.network import load_network
+
+    roads = main_roads(load_network(source))
+    write_with(path, lambda tmp: roads.to_file(tmp, driver="GeoJSON"))
+    return net, roads
+
+
+def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None],
                  timings: dict[str, float]) -> Callable[[Path], list[Path]] | None:
     try:
         from qyx_geo import maps
@@ -243,7 +287,7 @@ def _maps_writer(result: AuditResult, graph: Any, advance: Callable[[str], None]
         timings["isochrones"] = time.perf_counter() - start
         advance("地图 maps")
         start = time.perf_counter()
-        files = maps.write_audit_maps(result, folder, isochrones=iso, roads=graph)
+        files = maps.write_audit_maps(result, folder, isochrones=iso, roads=roads)
         timings["maps"] = time.perf_counter() - start
         return list(files)
 
@@ -277,17 +321,12 @@ def _run(args: argparse.Namespace) -> int:
         timings["load_dataset"] = time.perf_counter() - t0
         advance("路网 network")
         t0 = time.perf_counter()
-        if args.network is not None:
-            from qyx_geo.network import load_network
-
-            graph = load_network(args.network)
-        else:
-            graph = dataset.load_network()
+        network, roads = _network(args, dataset, need_roads=not args.no_maps)
         timings["load_network"] = time.perf_counter() - t0
         result = run_audit(dataset, year=args.year, services=services, settings=settings,
-                           facilities=overrides, network=graph, townships=townships,
+                           facilities=overrides, network=network, townships=townships,
                            progress=lambda step, _done, _total: advance(f"体检 {step}"))
-        writer = None if args.no_maps else _maps_writer(result, graph, advance, timings)
+        writer = None if args.no_maps else _maps_writer(result, roads, advance, timings)
         advance("写出 write")
         t0 = time.perf_counter()
         parameters = {"argv": ["qyx", *sys.argv[1:]] if sys.argv else None,
