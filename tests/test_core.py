@@ -50,3 +50,15 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 def test_errors_inherit_builtins():
     assert issubclass(SettingsError, ValueError)
     assert issubclass(SettingsError, QyxGeoError)
+
+
+def test_atomic_write_uses_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "x.txt", "ok")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
