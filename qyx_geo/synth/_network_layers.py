@@ -33,6 +33,9 @@ __all__ = ["carve_and_stitch", "cn_number", "lattice_layers", "place_barriers"]
 
 _H = {name: code for code, name in enumerate(HIGHWAY)}
 _DIGITS = "零一二三四五六七八九"
+#: Half the distance between a motorway's two carriageways, and the node-free corridor (m).
+_CARRIAGEWAY_M = 15.0
+_CORRIDOR_M = 25.0
 
 
 def cn_number(n: int) -> str:
@@ -310,6 +313,32 @@ def _barrier_line(b: Barrier, region_m: BaseGeometry, rng: np.random.Generator) 
     return parts
 
 
+def _clear_corridors(xy: np.ndarray, edges: EdgeTable, lines: list[np.ndarray]) -> np.ndarray:
+    """Push street nodes out of the motorway corridors (both carriageways plus a margin).
+
+    With no node inside a corridor, a street meets a carriageway only where it crosses the
+    centre line, so a crossing there can be bridged over the full corridor width.
+    """
+    if not lines:
+        return xy
+    xy = xy.copy()
+    nodes = np.unique(np.r_[edges.u, edges.v])
+    for part in lines:
+        line = shapely.LineString(part)
+        pts = shapely.points(xy[nodes])
+        near = shapely.distance(pts, line) < _CORRIDOR_M
+        if not near.any():
+            continue
+        foot = shapely.line_interpolate_point(line, shapely.line_locate_point(line, pts[near]))
+        base = shapely.get_coordinates(foot)
+        off = xy[nodes[near]] - base
+        norm = np.hypot(off[:, 0], off[:, 1])
+        direction = off / np.where(norm > 1e-6, norm, 1.0)[:, None]
+        direction[norm <= 1e-6] = (0.0, 1.0)
+        xy[nodes[near]] = base + direction * (_CORRIDOR_M + 1.0)
+    return xy
+
+
 def place_barriers(
     xy: np.ndarray, edges: EdgeTable, names: list[str], barriers: Sequence[Barrier],
     region_m: BaseGeometry, seat_xy: np.ndarray, town_r: np.ndarray, p: NetworkParams, seed: int,
@@ -336,6 +365,7 @@ def place_barriers(
     if not lines:
         return xy, edges, other, 0
     segs, bar, pos0 = np.vstack(seg_list), np.concatenate(seg_bar), np.concatenate(seg_pos)
+    xy = _clear_corridors(xy, edges, [part for b, part in lines if b.kind == "motorway"])
     ie, ib, te, tb = crossings(edges.segments(xy), segs)
     at = xy[edges.u[ie]] + te[:, None] * (xy[edges.v[ie]] - xy[edges.u[ie]])
     pos = pos0[ib] + tb * np.hypot(*(segs[ib, 1] - segs[ib, 0]).T)
@@ -361,9 +391,16 @@ def place_barriers(
     ok = accepted & ~np.isin(ie, bad)
     length = np.hypot(*(xy[edges.v[ie]] - xy[edges.u[ie]]).T)
     kind = np.array([lines[k][0].kind for k in bar[ib]])
-    half = np.where(np.isin(kind, ["motorway", "trunk"]), 2 * p.bridge_half_m, p.bridge_half_m)
-    lo = np.maximum(te - half / length, te / 2)
-    hi = np.minimum(te + half / length, (1 + te) / 2)
+    # the bridge / underpass spans the barrier's width measured along the (oblique) street
+    r = xy[edges.v[ie]] - xy[edges.u[ie]]
+    sb = segs[ib, 1] - segs[ib, 0]
+    sin = np.abs(r[:, 0] * sb[:, 1] - r[:, 1] * sb[:, 0]) / (
+        length * np.hypot(sb[:, 0], sb[:, 1]))
+    width = np.select([kind == "motorway", kind == "trunk"],
+                      [_CARRIAGEWAY_M + 3.0, 2 * p.bridge_half_m], p.bridge_half_m)
+    half = width / np.maximum(sin, 0.2)
+    lo = np.maximum(te - half / length, 0.05 * te)
+    hi = np.minimum(te + half / length, te + 0.95 * (1 - te))
     waterway = np.isin(kind, ["canal", "river"])
     flag = np.where(waterway | arterial, BRIDGE, TUNNEL)
     e_ok, lo, hi, flag = ie[ok], lo[ok], hi[ok], flag[ok]
@@ -385,7 +422,7 @@ def place_barriers(
             other.append((ids, [("waterway", b.kind), *tags]))
             continue
         line = shapely.segmentize(shapely.LineString(part), 250.0)
-        carriageways = ([_offset(line, 15.0), _offset(line, -15.0)[::-1]]
+        carriageways = ([_offset(line, _CARRIAGEWAY_M), _offset(line, -_CARRIAGEWAY_M)[::-1]]
                         if b.kind == "motorway" else [np.asarray(line.coords)])
         hw = "motorway" if b.kind == "motorway" else "trunk"
         extra = [("oneway", "yes")] if b.kind == "motorway" else [("foot", "no")]
