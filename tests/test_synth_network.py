@@ -98,7 +98,8 @@ def test_walk_graph_is_connected_and_motorway_free(small):
 def test_every_village_centre_is_near_the_network(small):
     _, G = small
     xy = np.array([[d["x"], d["y"]] for _, d in G.nodes(data=True)])
-    cx, cy = TO_METRIC.transform(VILLAGES["centre_lon"].to_numpy(), VILLAGES["centre_lat"].to_numpy())
+    cx, cy = TO_METRIC.transform(VILLAGES["centre_lon"].to_numpy(),
+                                 VILLAGES["centre_lat"].to_numpy())
     d = np.hypot(xy[:, 0][None, :] - np.asarray(cx)[:, None],
                  xy[:, 1][None, :] - np.asarray(cy)[:, None]).min(axis=1)
     assert (d < 120).all(), d
