@@ -222,6 +222,17 @@ def assign_units(states: list[RowState], units: gpd.GeoDataFrame, townships: gpd
                 continue
             s.unit_by_name = False
             s.change(f"{label}，按坐标归入所在村社 / assigned by location")
+        if s.lon is None and village.status == "empty" and s.address:
+            town_code = town.code if town is not None and town.matched else (
+                towns.find_in(s.address).code)
+            guess = villages.find_in(s.address, within=town_code)
+            if guess.matched:
+                code = str(guess.code)
+                s.unit_code, s.township_code = code, unit_town[code]
+                s.note(f"村社由地址推断为 {guess.name} ({code}) / village inferred from the "
+                       f"address")
+            elif guess.status == "ambiguous":
+                s.candidates = list(guess.candidates)
         if town is not None and town.matched and s.township_code is None:
             s.township_code = town.code
         if s.lon is None:

@@ -185,8 +185,10 @@ class PlaceMatcher:
         self.parents = {str(c): str(p) for c, p in (parents or {}).items()}
         self._index: dict[str, list[tuple[int, str]]] = {}
         self._by_core: dict[str, list[str]] = {}
+        self._core: dict[str, str] = {}
         for code, name in self.names.items():
             keys = place_keys(name, kind=kind)
+            self._core[code] = keys[-1] if keys else ""
             for rank, key in enumerate(keys):
                 self._index.setdefault(key, []).append((rank, code))
             self._by_core.setdefault(keys[-1] if keys else name, []).append(code)
@@ -223,6 +225,39 @@ class PlaceMatcher:
                 return PlaceMatch(status, code, self.names[code])
             return PlaceMatch("ambiguous", candidates=tuple(self._label(c) for c in codes[:5]))
         return PlaceMatch("unknown", candidates=self.closest(text))
+
+    def find_in(self, text: object, *, within: str | None = None) -> PlaceMatch:
+        """Find the unit whose name appears inside ``text`` (an address), longest name first.
+
+        Official names, and cores with a suffix of their own kind (``宁丰`` + 村/村委会 for a
+        村委会, ``长河`` + 镇/街道), are searched as substrings; cores shorter than two characters
+        are not. ``within`` (a township code) narrows several hits.
+        """
+        haystack = normalise_text(text)
+        if not haystack:
+            return PlaceMatch("empty")
+        by_class = {"village": ("村", "村委会"), "community": ("社区", "居委会"),
+                    None: ("村", "社区", "居委会", "村委会")}
+        hits: dict[str, int] = {}
+        for code, name in self.names.items():
+            core = self._core[code]
+            options = [normalise_text(name)]
+            suffixes = (by_class[_kind_class(name)] if self.kind == "village"
+                        else ("镇", "街道", "乡"))
+            if len(core) >= 2:
+                options += [core + suffix for suffix in suffixes]
+            found = [len(o) for o in options if o and o in haystack]
+            if found:
+                hits[code] = max(found)
+        if not hits:
+            return PlaceMatch("unknown")
+        if within is not None and any(self.parents.get(c) == within for c in hits):
+            hits = {c: n for c, n in hits.items() if self.parents.get(c) == within}
+        longest = max(hits.values())
+        codes = sorted(c for c, n in hits.items() if n == longest)
+        if len(codes) == 1:
+            return PlaceMatch("variant", codes[0], self.names[codes[0]])
+        return PlaceMatch("ambiguous", candidates=tuple(self._label(c) for c in codes[:5]))
 
     def closest(self, value: object, *, n: int = 3) -> tuple[str, ...]:
         """Return up to ``n`` official units whose names are closest to ``value`` (difflib)."""

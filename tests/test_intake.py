@@ -286,6 +286,24 @@ def test_address_only_rows() -> None:
     assert (placed.layer["placement"] == "village_centre").all()
 
 
+def test_village_inferred_from_the_address(tmp_path: Path) -> None:
+    path = tmp_path / "addresses.csv"
+    path.write_text("名称,经度,纬度,地址\n"
+                    "甲,,,慈溪市长河镇宁丰村宁丰路88号\n"
+                    "乙,,,观海卫镇卫北村东路3号\n"
+                    "丙,,,卫北社区东路3号\n"
+                    "丁,,,某镇某路1号\n", encoding="utf-8")
+    result = imp(path, layer="canteen", fallback="village_centre")
+    check_accounting(result)
+    assert list(result.report["unit_code"][:3]) == ["330282120205", "330282107205",
+                                                    "330282107021"]
+    assert "inferred from the address" in row(result, 2)["notes"]
+    assert list(result.report["status"]) == ["accepted-with-changes"] * 3 + ["rejected"]
+    plain = imp(path, layer="canteen")  # without the fallback, all are reported, none placed
+    assert plain.counts["rejected"] == 4
+    assert "fallback='village_centre'" in row(plain, 2)["reason"]
+
+
 def test_points_outside_the_county() -> None:
     result = imp("outside_county.csv", layer="canteen")
     check_accounting(result)
