@@ -147,6 +147,19 @@ def _header_index(rows: list[list[Any]]) -> int:
     return window[scores.index(best)] if best >= 2 else window[0]
 
 
+def _second_header_row(upper: list[Any], lower: list[Any]) -> bool:
+    """Whether ``lower`` completes ``upper`` as a two-row header (坐标 over 经度 | 纬度).
+
+    Only when every filled cell of ``lower`` is a known header (so no data row is ever taken),
+    at least two are, and one sits under a blank (merged) cell of ``upper``.
+    """
+    filled = [c for c in lower if not _blank(c)]
+    if len(filled) < 2 or count_known_headers(filled) != len(filled):
+        return False
+    return any(not _blank(c) and (i >= len(upper) or _blank(upper[i]))
+               for i, c in enumerate(lower))
+
+
 def _table_from_rows(rows: list[list[Any]], *, file_name: str, fmt: str,
                      encoding: str | None) -> RawTable:
     """Build a RawTable from rows of cells (``rows[i]`` is source row ``i + 1``)."""
@@ -154,7 +167,16 @@ def _table_from_rows(rows: list[list[Any]], *, file_name: str, fmt: str,
     if h < 0:
         msg = f"{file_name}: the file has no rows; fill in a header row and one row per facility."
         raise DataFileError(msg)
-    raw_header = rows[h]
+    if h + 1 < len(rows) and _second_header_row(rows[h], rows[h + 1]):
+        h += 1
+    raw_header = list(rows[h])
+    above = list(rows[h - 1]) if h > 0 else []
+    if sum(not _blank(c) for c in above) >= 2:
+        # Two-row header (e.g. 名称 merged over both rows, 坐标 over 经度/纬度): fill the gaps of
+        # the lower row from the upper one.
+        raw_header += [None] * (len(above) - len(raw_header))
+        raw_header = [a if _blank(c) and i < len(above) and not _blank(a := above[i]) else c
+                      for i, c in enumerate(raw_header)]
     width = max(i + 1 for i, c in enumerate(raw_header) if not _blank(c))
     headers: list[str] = []
     for i, cell in enumerate(raw_header[:width]):

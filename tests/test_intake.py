@@ -229,6 +229,25 @@ def test_xlsx_with_title_rows_units_in_headers_and_variants() -> None:
         imp("clinic_title_rows.xlsx", layer="clinic", sheet=5)
 
 
+def test_xlsx_with_a_two_row_merged_header(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["托育机构名单"])
+    sheet.append(["名称", "坐标", None, "托位数"])
+    sheet.append([None, "经度", "纬度", None])
+    sheet.append(["甲园", 121.2255, 30.1973, 30])
+    sheet.append(["经度", "纬度"])  # header words in a data row: still data (rejected, reported)
+    for cells in ("A2:A3", "B2:C2", "D2:D3"):
+        sheet.merge_cells(cells)
+    book.save(tmp_path / "two_rows.xlsx")
+    result = imp(tmp_path / "two_rows.xlsx", layer="nursery")
+    check_accounting(result)
+    assert dict(result.columns) == {"name": "名称", "lon": "经度", "lat": "纬度",
+                                    "capacity": "托位数"}
+    assert list(result.report["row"]) == [4, 5]
+    assert result.layer["name"].iloc[0] == "甲园" and result.layer["capacity"].iloc[0] == 30.0
+
+
 def test_bd09_register_and_a_wrong_declaration() -> None:
     right = imp("sports_bd09.csv", layer="sports", crs="bd09")
     check_accounting(right)
