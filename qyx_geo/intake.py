@@ -208,22 +208,18 @@ def _parse_rows(raw: RawTable, cols: Mapping[str, str], *, layer: str,
         if not _is_blank_extra(cells.get("__extra__")):
             st.reject(f"字段数多于表头（多出: {cell_text(cells['__extra__'])!r}），可能是未加引号的"
                       f"逗号 / more fields than headers; quote the field or fix the separator")
-        def get(field: str, cells: Mapping[str, Any] = cells) -> Any:
-            return cells.get(cols[field]) if field in cols else None
-
-        st.source_id = cell_text(get("id"))
-        st.name = cell_text(get("name"))
-        st.address = cell_text(get("address"))
-        st.village_text = cell_text(get("village"))
-        st.township_text = cell_text(get("township"))
-        level = cell_text(get("level"))
-        st.level = level or None
+        st.source_id = cell_text(_cell(cells, cols, "id"))
+        st.name = cell_text(_cell(cells, cols, "name"))
+        st.address = cell_text(_cell(cells, cols, "address"))
+        st.village_text = cell_text(_cell(cells, cols, "village"))
+        st.township_text = cell_text(_cell(cells, cols, "township"))
+        st.level = cell_text(_cell(cells, cols, "level")) or None
         try:
-            st.capacity = parse_count(get("capacity")) if "capacity" in cols else None
+            st.capacity = parse_count(_cell(cells, cols, "capacity"))
         except CellError as err:
             st.change(f"容量无法识别，置空 / capacity {cols['capacity']!r} unreadable ({err}); "
                       f"set to empty")
-        _parse_coords(st, cells, cols, raw)
+        _parse_coords(st, cells, cols)
         if not st.name:
             st.name = f"{label}（第{st.row}行）"
             st.change(f"名称为空，暂名'{st.name}' / name was empty; named after the row")
@@ -232,26 +228,30 @@ def _parse_rows(raw: RawTable, cols: Mapping[str, str], *, layer: str,
     return states
 
 
+def _cell(cells: Mapping[str, Any], cols: Mapping[str, str], field: str) -> Any:
+    """Return the row's cell for ``field`` (``None`` when the register has no such column)."""
+    return cells.get(cols[field]) if field in cols else None
+
+
 def _is_blank_extra(value: object) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value)) or value == ""
 
 
-def _parse_coords(st: RowState, cells: Mapping[str, Any], cols: Mapping[str, str],
-                  raw: RawTable) -> None:
+def _parse_coords(st: RowState, cells: Mapping[str, Any], cols: Mapping[str, str]) -> None:
     try:
         if "lon" in cols and "lat" in cols:
-            x = parse_number(cells.get(cols["lon"]))
-            y = parse_number(cells.get(cols["lat"]))
             st.source_x_text = cell_text(cells.get(cols["lon"]))
             st.source_y_text = cell_text(cells.get(cols["lat"]))
+            x = parse_number(cells.get(cols["lon"]))
+            y = parse_number(cells.get(cols["lat"]))
             if (x is None) != (y is None):
                 missing = cols["lat"] if y is None else cols["lon"]
                 st.reject(f"坐标不完整：'{missing}' 为空 / coordinate {missing!r} is empty; fill "
                           f"in both 经度 and 纬度")
                 return
         elif "lonlat" in cols:
-            pair = parse_lonlat(cells.get(cols["lonlat"]))
             st.source_x_text = cell_text(cells.get(cols["lonlat"]))
+            pair = parse_lonlat(cells.get(cols["lonlat"]))
             x, y = pair if pair is not None else (None, None)
         else:
             x = y = None
