@@ -449,7 +449,7 @@ def fetch_network(
                                         retain_all=retain_all)
             else:
                 G = ox.graph_from_polygon(
-                    query, network_type=network_type,  # type: ignore[arg-type]
+                    query, network_type=network_type,
                     simplify=simplify, retain_all=retain_all)
     except requests.exceptions.ConnectionError as err:
         msg = (f"lost the connection while downloading {label!r} ({err}); retry, or load a file "

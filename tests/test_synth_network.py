@@ -1,4 +1,4 @@
-
+# ruff: noqa: N803  (G for graphs, as in osmnx)
 from __future__ import annotations
 
 import bz2

@@ -12,7 +12,7 @@ __all__ = ["register"]
 _TYPES = ("walk", "bike", "drive", "drive_service", "all", "all_public")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``network`` sub-command and its ``load``/``fetch``/``cache`` actions."""
     p = sub.add_parser(
         "network", help="路网：加载文件、在线下载、缓存 / street networks: load, fetch, cache",

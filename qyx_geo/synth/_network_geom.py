@@ -63,7 +63,8 @@ class EdgeTable:
                    np.zeros(0, np.int16), np.zeros(0, np.int32))
 
     @classmethod
-    def build(cls, u: np.ndarray, v: np.ndarray, line: np.ndarray, seq: np.ndarray, *,
+    def build(cls, u: np.ndarray, v: np.ndarray, line: int | np.ndarray,
+              seq: int | float | np.ndarray, *,
               hw: int | np.ndarray, flags: int | np.ndarray = 0,
               name: int | np.ndarray = -1) -> EdgeTable:
         """Return a table from endpoint arrays, broadcasting scalar tags."""
@@ -246,9 +247,9 @@ def osm_xml(lonlat: np.ndarray, edges: EdgeTable, names: Sequence[str], *,
     u_l, v_l = u.tolist(), v.tolist()
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         way_id += 1
-        refs = [u_l[a], *v_l[a:b]]
+        way_refs = [u_l[a], *v_l[a:b]]
         name = names[nm[a]] if nm[a] >= 0 else None
-        out.append(f'<way id="{way_id}">' + "".join(f'<nd ref="{r}"/>' for r in refs)
+        out.append(f'<way id="{way_id}">' + "".join(f'<nd ref="{r}"/>' for r in way_refs)
                    + _way_tags(int(hw[a]), int(fl[a]), name, extra_way_tags) + "</way>")
     for refs_arr, tags in other_ways:
         way_id += 1
