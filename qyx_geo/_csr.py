@@ -224,17 +224,15 @@ def build_arrays(
         msg = (f"{int(bad.sum())} node(s) lack numeric 'x'/'y' attributes, e.g. node "
                f"{node_ids[bad][0]!r}; build the graph with osmnx (which sets them) or add them.")
         raise NetworkError(msg)
-    position: dict[Hashable, int] = {node: i for i, node in enumerate(G.nodes)}
+    position: dict[Hashable, int] = dict(zip(nodes, range(n), strict=True))
     m = G.number_of_edges()
-    u = np.empty(m, dtype=np.int64)
-    v = np.empty(m, dtype=np.int64)
-    length = np.empty(m, dtype=np.float64)
-    geometry = np.full(m, None, dtype=object)
-    for k, (a, b, data) in enumerate(G.edges(data=True)):
-        u[k] = position[a]
-        v[k] = position[b]
-        length[k] = data.get(weight, np.nan)
-        geometry[k] = data.get("geometry")
+    # one pass over networkx's dicts; the columns are then filled by C-level iteration
+    tails, heads, attrs = zip(*G.edges(data=True), strict=True) if m else ((), (), ())
+    u = np.fromiter(map(position.__getitem__, tails), np.int64, m)
+    v = np.fromiter(map(position.__getitem__, heads), np.int64, m)
+    length = np.fromiter((d.get(weight, np.nan) for d in attrs), np.float64, m)
+    geometry = np.empty(m, dtype=object)
+    geometry[:] = [d.get("geometry") for d in attrs]
     return NetworkArrays.from_edges(x, y, u, v, length, crs=crs, node_ids=node_ids,
                                     geometry=geometry)
 
