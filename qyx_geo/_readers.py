@@ -41,6 +41,8 @@ GEOM_X, GEOM_Y, GEOM_NOTE = "__geom_x__", "__geom_y__", "__geom_note__"
 _CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
 _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 _GEO_SUFFIXES = {".geojson", ".json", ".gpkg"}
+#: Systems a geo file may declare that the intake reads as they are (others go to WGS84 first).
+_KNOWN_EPSG = {4326, 4490, 4549}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -324,6 +326,16 @@ def _read_geo(file: Path) -> RawTable:
                f"check that it is complete, or export it again from the GIS.")
         raise DataFileError(msg) from err
     crs = gdf.crs.to_string() if getattr(gdf, "crs", None) is not None else None
+    notes: list[str] = []
+    if crs is not None and gdf.crs.to_epsg() not in _KNOWN_EPSG:
+        try:
+            gdf = gdf.to_crs("EPSG:4326")
+        except Exception as err:  # pyproj raises several kinds on unusable definitions
+            msg = (f"{file.name}: its coordinate system {crs!r} cannot be converted to WGS84 "
+                   f"({err}); export the layer in EPSG:4326 (WGS84) or EPSG:4549.")
+            raise DataFileError(msg) from err
+        notes.append(f"文件坐标系 {crs} 已转换为 WGS84 / the file's {crs} was converted to WGS84")
+        crs = "EPSG:4326"
     frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name) if "geometry" in gdf else gdf,
                          dtype=object)
     xs: list[float] = []
@@ -354,7 +366,7 @@ def _read_geo(file: Path) -> RawTable:
     if frame.empty:
         msg = f"{file.name}: the layer has no features; export the facilities layer again."
         raise DataFileError(msg)
-    return RawTable(frame=frame, format=fmt, crs=crs)
+    return RawTable(frame=frame, format=fmt, crs=crs, notes=tuple(notes))
 
 
 # -- cells -------------------------------------------------------------------------------------

@@ -278,6 +278,16 @@ def test_geopackage_in_epsg4549_is_read_in_its_declared_system() -> None:
     assert list(result.layer["capacity"]) == [20.0, 30.0, 40.0]
 
 
+def test_geo_file_in_another_projection_is_converted(tmp_path: Path) -> None:
+    layer = gpd.read_file(REG / "nursery_epsg4549.gpkg").to_crs("EPSG:3857")
+    layer.to_file(tmp_path / "web_mercator.geojson", driver="GeoJSON")
+    result = imp(tmp_path / "web_mercator.geojson", layer="nursery")
+    check_accounting(result)
+    assert result.counts["accepted"] == 3 and any("EPSG:3857" in w for w in result.warnings)
+    reference_layer = imp("nursery_epsg4549.gpkg", layer="nursery").layer
+    assert np.allclose(result.layer.geometry.x, reference_layer.geometry.x, atol=1e-7)
+
+
 def test_duplicates_rejected_or_kept_never_merged() -> None:
     result = imp("duplicates.csv", layer="nursery")
     check_accounting(result)
