@@ -113,8 +113,11 @@ def _print(r: SitingResult, paths: dict[str, Path]) -> None:
     kind = ("最少站点 set covering" if r.objective_kind == "min_sites"
             else "最大覆盖 maximal covering")
     print(f"{r.service.label} · {r.year}年 · {kind} · {r.method}")
-    print(f"  目标 target: {b['target'] or '无 none'} → 需达标村社 units needed "
-          f"{b['required_units']}/{b['units_judged']}")
+    if b["target"] is None:
+        print(f"  目标 target: {r.year}年无目标 / no target this year")
+    else:
+        print(f"  目标 target: {b['target']} → 需达标村社 units needed "
+              f"{b['required_units']}/{b['units_judged']}")
     print(f"  现状 before: {b['units_passing']}/{b['units_judged']} 达标 passing "
           f"({_fmt_share(b['share_passing'])}), 达标 met: {b['met']}")
     check = "体检复核 verified by re-run audit" if a.get("verified") else "模型估计 model estimate"
