@@ -21,7 +21,7 @@ from qyx_geo._errors import ColumnError, SettingsError
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["CJK_FONTS", "comparison_chart", "ranking_chart", "use_cjk_font"]
+__all__ = ["CJK_FONTS", "access_curves", "comparison_chart", "ranking_chart", "use_cjk_font"]
 
 logger = logging.getLogger(__name__)
 
@@ -265,5 +265,79 @@ def comparison_chart(comparison: pd.DataFrame, *, title: str | None = None,
     ax.set_title(title or "调整前后对比 / before and after", fontsize=11)
     _legend_below(ax)
     ax.grid(axis="x", color="#dee2e6", zorder=0)
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def access_curves(result: Any, *, township: str | None = None, max_minutes: float = 30.0,
+                  ax: Axes | None = None) -> Axes:
+    """Draw, per service, the share of residents who reach a facility within x minutes.
+
+    Each curve is the cumulative share of the service's demand group (all residents, children
+    aged 0–3, people over 60) by travel time to the nearest facility, for ``township`` or the
+    whole county; the 15-minute threshold is marked. A curve that crosses the threshold line
+    low means many residents beyond the circle; its tail shows how far they are.
+
+    Parameters
+    ----------
+    result
+        A :class:`qyx_geo.audit.AuditResult`.
+    township
+        Township name or 9-digit code (default: the whole county).
+    max_minutes
+        Right end of the time axis.
+    ax
+        Axes to draw on (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if not isinstance(max_minutes, int | float) or not max_minutes > 0:
+        msg = f"max_minutes must be a positive number of minutes, got {max_minutes!r}."
+        raise SettingsError(msg)
+    services = list(result.services.values())
+    if not services:
+        msg = "result has no audited services; run run_audit(..., services=[...]) first."
+        raise SettingsError(msg)
+    code = _township_code(services[0].townships, township)
+    if ax is None:
+        plt = _pyplot()
+        _, ax = plt.subplots(figsize=(8.5, 4.8), layout="constrained")
+    grid = np.linspace(0.0, float(max_minutes), 301)
+    thresholds = set()
+    for sa in services:
+        pts = sa.points
+        if code is not None:
+            pts = pts[pts["township_code"].astype(str) == code]
+        weights = pd.to_numeric(pts[sa.service.demand_column], errors="coerce").fillna(0.0)
+        minutes = pd.to_numeric(pts["minutes"], errors="coerce").fillna(np.inf).to_numpy()
+        total = float(weights.sum())
+        if not total > 0:
+            continue
+        order = np.argsort(minutes, kind="stable")
+        cum = np.cumsum(weights.to_numpy()[order]) / total
+        sorted_min = minutes[order]
+        finite = np.isfinite(sorted_min)  # unreachable residents never join the curve
+        share = (np.interp(grid, sorted_min[finite], cum[finite], left=0.0) if finite.any()
+                 else np.zeros_like(grid))
+        within = float(weights[minutes <= sa.threshold_minutes + 1e-9].sum()) / total
+        ax.plot(grid, share * 100, linewidth=2,
+                label=f"{sa.service.label_zh} {sa.service.label_en} ({within:.0%})")
+        thresholds.add(float(sa.threshold_minutes))
+    for t in sorted(thresholds):
+        ax.axvline(t, color="#495057", linestyle=":", linewidth=1.2)
+        ax.annotate(f"{t:g} 分钟 min", xy=(t, 2), xytext=(3, 0), textcoords="offset points",
+                    fontsize=9, color="#495057")
+    place = services[0].townships.loc[code, "name"] if code is not None else "全市 county"
+    ax.set_xlim(0, float(max_minutes))
+    ax.set_ylim(0, 102)
+    ax.set_xlabel("到最近设施的步行时间 / walking time to the nearest facility (min)")
+    ax.set_ylabel("可达居民占比 / residents reached (%)")
+    ax.set_title(f"{place}：多少居民能在 x 分钟内到达设施 ({services[0].year})\n"
+                 f"{place}: residents reaching a facility within x minutes", fontsize=11)
+    ax.grid(color="#dee2e6")
+    ax.legend(loc="lower right", fontsize=9, title="服务 service (15分钟内 within)",
+              title_fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     return ax
