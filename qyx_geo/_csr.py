@@ -91,10 +91,14 @@ class NetworkArrays:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("edge_tree", None)  # cached spatial index: cheap to rebuild, not portable
+        state.pop("edge_tree", None)  # cached spatial index: cheap to rebuild
+        # one vectorised WKB encoding instead of pickling every geometry object on its own
+        state["edge_geometry"] = shapely.to_wkb(self.edge_geometry)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["edge_geometry"] = shapely.from_wkb(state["edge_geometry"])
         self.__dict__.update(state)
 
     @classmethod
@@ -225,11 +229,23 @@ def build_arrays(
                f"{node_ids[bad][0]!r}; build the graph with osmnx (which sets them) or add them.")
         raise NetworkError(msg)
     position: dict[Hashable, int] = dict(zip(nodes, range(n), strict=True))
-    m = G.number_of_edges()
-    # one pass over networkx's dicts; the columns are then filled by C-level iteration
-    tails, heads, attrs = zip(*G.edges(data=True), strict=True) if m else ((), (), ())
-    u = np.fromiter(map(position.__getitem__, tails), np.int64, m)
-    v = np.fromiter(map(position.__getitem__, heads), np.int64, m)
+    # one pass over networkx's adjacency dicts (much faster than the G.edges view)
+    multi = G.is_multigraph()
+    tails: list[int] = []
+    heads: list[int] = []
+    attrs: list[dict[str, Any]] = []
+    for a, nbrs in G.adjacency():
+        pa = position[a]
+        for b, keyed in nbrs.items():
+            datas = keyed.values() if multi else (keyed,)
+            pb = position[b]
+            for d in datas:
+                tails.append(pa)
+                heads.append(pb)
+                attrs.append(d)
+    m = len(attrs)
+    u = np.fromiter(tails, np.int64, m)
+    v = np.fromiter(heads, np.int64, m)
     length = np.fromiter((d.get(weight, np.nan) for d in attrs), np.float64, m)
     geometry = np.empty(m, dtype=object)
     geometry[:] = [d.get("geometry") for d in attrs]
