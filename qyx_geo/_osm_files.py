@@ -87,13 +87,21 @@ class WayFilter:
             msg = f"cannot parse osmnx's {network_type!r} way filter {text!r}"
             raise RuntimeError(msg)
 
-    @property
-    def keys(self) -> list[str]:
-        """Tag keys the filter reads."""
-        return list(dict.fromkeys(k for k, _, _ in self.clauses))
+        #: Tag keys the filter reads.
+        self.keys: list[str] = list(dict.fromkeys(k for k, _, _ in self.clauses))
+        self._memo: dict[tuple[Any, ...], bool] = {}
 
     def accepts(self, tags: Mapping[str, Any]) -> bool:
         """Return whether a way (or an edge's attributes) passes the filter."""
+        # edges of one way share their tags: decide each distinct combination once
+        memo_key = tuple(tuple(v) if isinstance(v, list) else v
+                         for v in (tags.get(k) for k in self.keys))
+        hit = self._memo.get(memo_key)
+        if hit is None:
+            hit = self._memo[memo_key] = self._accepts(tags)
+        return hit
+
+    def _accepts(self, tags: Mapping[str, Any]) -> bool:
         for key, op, rx in self.clauses:
             value = tags.get(key)
             if op is None:

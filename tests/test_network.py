@@ -318,3 +318,21 @@ def test_cli_errors_are_reported(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(qn, "_reachable", lambda *a: False)
     assert cli_main(["network", "fetch", "--bbox", "121.2", "30.1", "121.3", "30.2"]) == 2
     assert "qyx network load" in capsys.readouterr().err
+
+
+def test_projection_matches_osmnx():
+    G = ox.simplify_graph(ox.load_graphml(FIX / "tiny_raw.graphml"))
+    ref = ox.project_graph(G, to_crs="EPSG:4549")
+    ours = G.copy()
+    qn._project(ours, "EPSG:4549")
+    assert ours.graph["crs"] == "EPSG:4549"
+    assert set(ours.nodes) == set(ref.nodes) and _edge_set(ours) == _edge_set(ref)
+    for n, d in ref.nodes(data=True):
+        assert ours.nodes[n]["x"] == pytest.approx(d["x"], abs=1e-6)
+        assert ours.nodes[n]["y"] == pytest.approx(d["y"], abs=1e-6)
+    n_geom = 0
+    for u, v, k, geom in ref.edges(keys=True, data="geometry"):
+        if geom is not None:
+            n_geom += 1
+            assert ours.edges[u, v, k]["geometry"].equals_exact(geom, 1e-6)
+    assert n_geom > 0
