@@ -21,7 +21,14 @@ from qyx_geo._errors import ColumnError, SettingsError
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["CJK_FONTS", "access_curves", "comparison_chart", "ranking_chart", "use_cjk_font"]
+__all__ = [
+    "CJK_FONTS",
+    "access_curves",
+    "cjk_font_name",
+    "comparison_chart",
+    "ranking_chart",
+    "use_cjk_font",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +60,13 @@ def _first_installed(font_manager: Any, preferred: Sequence[str]) -> str | None:
     return next((name for name in preferred if name in installed), None)
 
 
-def use_cjk_font(preferred: Sequence[str] = CJK_FONTS) -> str | None:
-    """Make matplotlib draw Chinese text with an installed CJK font; return its family name.
+def cjk_font_name(preferred: Sequence[str] = CJK_FONTS) -> str | None:
+    """Return the first family of ``preferred`` that is installed, or ``None``; change nothing.
 
-    The first family of ``preferred`` that matplotlib's font manager knows is put first in
-    ``rcParams["font.sans-serif"]`` (and ``font.family`` set to ``sans-serif``); the minus sign
-    is drawn as ASCII so CJK fonts without U+2212 still show it. Fonts installed after
-    matplotlib built its font cache are found too. Returns ``None``, leaving the settings alone,
-    when none is installed (Chinese labels then show as boxes).
+    Fonts installed after matplotlib built its font cache are found too (the system font
+    folders are rescanned for files the cache lacks).
     """
     _pyplot()
-    import matplotlib as mpl
     from matplotlib import font_manager
 
     family = _first_installed(font_manager, preferred)
@@ -78,6 +81,21 @@ def use_cjk_font(preferred: Sequence[str] = CJK_FONTS) -> str | None:
                 except (OSError, RuntimeError, ValueError) as err:
                     logger.debug("font %s not usable: %s", path, err)
         family = _first_installed(font_manager, preferred)
+    return family
+
+
+def use_cjk_font(preferred: Sequence[str] = CJK_FONTS) -> str | None:
+    """Make matplotlib draw Chinese text with an installed CJK font; return its family name.
+
+    The first family of ``preferred`` that matplotlib's font manager knows is put first in
+    ``rcParams["font.sans-serif"]`` (and ``font.family`` set to ``sans-serif``); the minus sign
+    is drawn as ASCII so CJK fonts without U+2212 still show it. Fonts installed after
+    matplotlib built its font cache are found too. Returns ``None``, leaving the settings alone,
+    when none is installed (Chinese labels then show as boxes).
+    """
+    import matplotlib as mpl
+
+    family = cjk_font_name(preferred)
     if family is None:
         logger.warning("no CJK font found among %s; Chinese labels will not render. "
                        "Install one, e.g. `apt-get install fonts-noto-cjk`.", list(preferred))
@@ -192,8 +210,7 @@ def ranking_chart(service_audit: Any, *, township: str | None = None,
     if code is not None:
         for tick, idx in zip(ax.get_yticklabels(), data.index, strict=True):
             if idx == code:
-                tick.set_color(_HIGHLIGHT)
-                tick.set_fontweight("bold")
+                tick.set_color(_HIGHLIGHT)  # colour, not bold: many CJK fonts have no bold face
     svc = service_audit.service
     if np.isfinite(value):
         from matplotlib.patches import Patch
