@@ -93,7 +93,7 @@ _SYNTH_GENERATOR = "qyx_geo.synth"
 _CACHE_SUBDIR = "networks"
 _HTTP_SUBDIR = "osmnx-http"
 # Bump when the processing below changes, so that old cached graphs are not reused.
-_PIPELINE = 1
+_PIPELINE = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,6 +295,14 @@ def _prepare(G: nx.MultiDiGraph, *, label: str, opts: dict[str, Any],
     if opts["simplify"] and not G.graph.get("simplified", False):
         G = ox.simplify_graph(G)
     _project(G, METRIC_CRS)
+    # Plain floats and one shared object per distinct tag value: numpy scalars and repeated
+    # strings from the XML parser make the graph (and its cache file) half again as large.
+    shared: dict[str, str] = {}
+    for _, _, d in G.edges(data=True):
+        d["length"] = float(d["length"])
+        for k, v in d.items():
+            if isinstance(v, str):
+                d[k] = shared.setdefault(v, v)
     if synthetic is None:
         synthetic = bool(G.graph.get("synthetic", False)) or "synthetic" in marked
     G.graph.update({"qyx_source": label, "network_type": network_type,
