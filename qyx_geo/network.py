@@ -241,8 +241,17 @@ def load_network(
     logger.info("network %s processed in %.1f s: %d nodes, %d edges", path,
                 time.perf_counter() - t0, len(G), G.number_of_edges())
     if cache:
-        _cache_write(cpath, G)
+        _cache_write_safe(cpath, G)
     return G
+
+
+def _cache_write_safe(path: Path, G: nx.MultiDiGraph) -> None:
+    """Write the cache, but never fail a load because the cache folder is not writable."""
+    try:
+        _cache_write(path, G)
+    except OSError as err:
+        logger.warning("could not cache the network in %s (%s); set QYX_CACHE_DIR to a "
+                       "writable folder", path.parent, err)
 
 
 def _read_file(path: Path, fmt: str, network_type: str) -> nx.MultiDiGraph:
@@ -506,7 +515,7 @@ def fetch_network(
         raise NetworkError(msg) from err
     G = _prepare(G, label=f"osm:{label}", opts=opts, synthetic=False)
     if cache:
-        _cache_write(cpath, G)
+        _cache_write_safe(cpath, G)
     return G
 
 

@@ -336,3 +336,15 @@ def test_projection_matches_osmnx():
             n_geom += 1
             assert ours.edges[u, v, k]["geometry"].equals_exact(geom, 1e-6)
     assert n_geom > 0
+
+
+def test_unwritable_cache_does_not_fail_the_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("QYX_CACHE_DIR", str(tmp_path))
+
+    def refuse(path, G):
+        raise PermissionError(13, "read-only file system", str(path))
+
+    monkeypatch.setattr(qn, "_cache_write", refuse)
+    G = load_network(TINY)
+    assert G.graph["crs"] == "EPSG:4549"
+    assert cache_entries() == []
