@@ -292,7 +292,8 @@ def access_curves(result: Any, *, township: str | None = None, max_minutes: floa
 
     Each curve is the cumulative share of the service's demand group (all residents, children
     aged 0–3, people over 60) by travel time to the nearest facility, for ``township`` or the
-    whole county; the 15-minute threshold is marked. A curve that crosses the threshold line
+    whole county, counting the residents of the units the service is judged in (sports grounds:
+    administrative villages), as the audit does; the 15-minute threshold is marked. A curve that crosses the threshold line
     low means many residents beyond the circle; its tail shows how far they are.
 
     Parameters
@@ -324,7 +325,8 @@ def access_curves(result: Any, *, township: str | None = None, max_minutes: floa
     grid = np.linspace(0.0, float(max_minutes), 301)
     thresholds = set()
     for sa in services:
-        pts = sa.points
+        judged = sa.units.index[sa.units["judged"].astype(bool)]
+        pts = sa.points[sa.points["unit_code"].isin(judged)]  # as the audit counts them
         if code is not None:
             pts = pts[pts["township_code"].astype(str) == code]
         weights = pd.to_numeric(pts[sa.service.demand_column], errors="coerce").fillna(0.0)
@@ -333,11 +335,9 @@ def access_curves(result: Any, *, township: str | None = None, max_minutes: floa
         if not total > 0:
             continue
         order = np.argsort(minutes, kind="stable")
-        cum = np.cumsum(weights.to_numpy()[order]) / total
-        sorted_min = minutes[order]
-        finite = np.isfinite(sorted_min)  # unreachable residents never join the curve
-        share = (np.interp(grid, sorted_min[finite], cum[finite], left=0.0) if finite.any()
-                 else np.zeros_like(grid))
+        cum = np.concatenate([[0.0], np.cumsum(weights.to_numpy()[order])]) / total
+        # a step curve: the share with minutes <= t (unreachable residents, inf, never join)
+        share = cum[np.searchsorted(minutes[order], grid + 1e-9, side="right")]
         within = float(weights[minutes <= sa.threshold_minutes + 1e-9].sum()) / total
         ax.plot(grid, share * 100, linewidth=2,
                 label=f"{sa.service.label_zh} {sa.service.label_en} ({within:.0%})")
