@@ -293,8 +293,9 @@ def access_curves(result: Any, *, township: str | None = None, max_minutes: floa
     Each curve is the cumulative share of the service's demand group (all residents, children
     aged 0–3, people over 60) by travel time to the nearest facility, for ``township`` or the
     whole county, counting the residents of the units the service is judged in (sports grounds:
-    administrative villages), as the audit does; the 15-minute threshold is marked. A curve that crosses the threshold line
-    low means many residents beyond the circle; its tail shows how far they are.
+    administrative villages), as the audit does; the 15-minute threshold is marked. A curve
+    that crosses the threshold line low means many residents beyond the circle; its tail shows
+    how far they are.
 
     Parameters
     ----------
