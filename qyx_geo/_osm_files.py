@@ -199,19 +199,31 @@ def read_graphml(path: Path) -> nx.MultiDiGraph:
         raise DataFileError(msg) from err
 
 
-def pbf_to_xml(pbf: Path, out: Path) -> Path:
+def pbf_to_xml(pbf: Path, out: Path, *,
+               bbox: tuple[float, float, float, float] | None = None) -> Path:
     """Convert the ``highway`` ways of an OSM PBF (plus the nodes they use) to OSM XML.
 
-    Two passes with pyosmium: collect the ways with a ``highway`` tag and the nodes they
-    reference, then write exactly those objects, so that the XML is reference-complete and can
-    go through ``osmnx.graph_from_xml`` like any extract. Returns ``out``.
+    Two passes with pyosmium: collect the ways with a ``highway`` tag (with ``bbox`` = (west,
+    south, east, north), only ways with a node inside it) and the nodes they reference, then
+    write exactly those objects, so that the XML is reference-complete and can go through
+    ``osmnx.graph_from_xml`` like any extract. Returns ``out``.
     """
     import osmium  # heavy; only needed for PBF
 
     try:
         ids = osmium.IdTracker()
-        for way in osmium.FileProcessor(str(pbf), osmium.osm.WAY).with_filter(
-                osmium.filter.KeyFilter("highway")):
+        fp = osmium.FileProcessor(str(pbf), osmium.osm.WAY if bbox is None
+                                  else osmium.osm.NODE | osmium.osm.WAY)
+        if bbox is not None:
+            fp = fp.with_locations()
+        w, s, e, n = bbox or (0.0, 0.0, 0.0, 0.0)
+        for way in fp.with_filter(osmium.filter.KeyFilter("highway")):
+            if not isinstance(way, osmium.osm.Way):
+                continue
+            if bbox is not None and not any(
+                    nd.location.valid() and w <= nd.lon <= e and s <= nd.lat <= n
+                    for nd in way.nodes):
+                continue
             ids.add_way(way.id)
             ids.add_references(way)
         with osmium.SimpleWriter(str(out), overwrite=True) as writer:

@@ -180,6 +180,7 @@ def load_network(
     cache: bool = True,
     simplify: bool = True,
     retain_all: bool = False,
+    clip: BaseGeometry | tuple[float, float, float, float] | None = None,
 ) -> nx.MultiDiGraph:
     """Load a street network, filter it to ``network_type``, project it to EPSG:4549.
 
@@ -197,6 +198,10 @@ def load_network(
         Simplify the topology (osmnx ``simplify_graph``) unless the graph already is.
     retain_all
         Keep every connected piece instead of only the largest one.
+    clip
+        Keep only the network inside this WGS84 polygon or ``(west, south, east, north)``
+        bbox, e.g. the county outline when loading a country extract. For ``.osm.pbf`` files
+        ways outside its bounding box are skipped while converting, which keeps memory small.
 
     Returns
     -------
@@ -212,7 +217,9 @@ def load_network(
         The data hold no walkable (``network_type``) edges, or a graph has no CRS.
     """
     _check_type(network_type)
-    opts = {"network_type": network_type, "simplify": simplify, "retain_all": retain_all}
+    clip_geom = _clip_geometry(clip)
+    opts = {"network_type": network_type, "simplify": simplify, "retain_all": retain_all,
+            "clip": clip_geom}
     if isinstance(source, nx.MultiDiGraph):
         return _prepare(source.copy(), label="graph", opts=opts, synthetic=None)
     if isinstance(source, nx.Graph):
@@ -229,13 +236,14 @@ def load_network(
         msg = f"network file {str(path)!r} is empty or not a file; export the network again"
         raise DataFileError(msg)
     fmt = detect_format(path)
-    key = _cache_key({"sha256": _file_sha256(path), **opts})
+    key = _cache_key({"sha256": _file_sha256(path), **opts,
+                      "clip": clip_geom.wkt if clip_geom is not None else None})
     cpath = _cache_path(path.name, key)
     if cache and (G := _cache_read(cpath)) is not None:
         logger.info("network %s loaded from cache %s", path, cpath)
         return G
     t0 = time.perf_counter()
-    G = _read_file(path, fmt, network_type)
+    G = _read_file(path, fmt, network_type, clip_geom)
     G = _prepare(G, label=str(path), opts=opts,
                  synthetic=xml_generator(path).startswith(_SYNTH_GENERATOR) or None)
     logger.info("network %s processed in %.1f s: %d nodes, %d edges", path,
@@ -254,14 +262,37 @@ def _cache_write_safe(path: Path, G: nx.MultiDiGraph) -> None:
                        "writable folder", path.parent, err)
 
 
-def _read_file(path: Path, fmt: str, network_type: str) -> nx.MultiDiGraph:
+def _clip_geometry(clip: BaseGeometry | tuple[float, float, float, float] | None
+                   ) -> BaseGeometry | None:
+    if clip is None:
+        return None
+    if isinstance(clip, tuple | list):
+        if len(clip) != 4:
+            msg = f"clip must be a polygon or (west, south, east, north); got {clip!r}"
+            raise SettingsError(msg)
+        w, s, e, n = (float(c) for c in clip)
+        if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+            msg = (f"clip bbox must be (west, south, east, north) in degrees with west < east "
+                   f"and south < north; got {clip!r}")
+            raise SettingsError(msg)
+        return box(w, s, e, n)
+    if (not isinstance(clip, BaseGeometry) or clip.is_empty
+            or clip.geom_type not in ("Polygon", "MultiPolygon")):
+        msg = f"clip must be a WGS84 (Multi)Polygon or a bbox tuple; got {clip!r}"
+        raise SettingsError(msg)
+    return clip
+
+
+def _read_file(path: Path, fmt: str, network_type: str,
+               clip: BaseGeometry | None = None) -> nx.MultiDiGraph:
     bidirectional = network_type in ox.settings.bidirectional_network_types
     wf = WayFilter(network_type)
     if fmt == "graphml":
         return read_graphml(path)
     if fmt == "pbf":
         with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-            xml = pbf_to_xml(path, Path(tmp) / (path.name.split(".")[0] + ".osm"))
+            xml = pbf_to_xml(path, Path(tmp) / (path.name.split(".")[0] + ".osm"),
+                             bbox=None if clip is None else clip.bounds)
             return read_osm_xml(xml, wf, bidirectional=bidirectional)
     return read_osm_xml(path, wf, bidirectional=bidirectional)
 
@@ -281,6 +312,8 @@ def _prepare(G: nx.MultiDiGraph, *, label: str, opts: dict[str, Any],
         msg = f"{label}: graph['crs'] = {crs!r} is not a valid CRS; use e.g. 'epsg:4326'"
         raise NetworkError(msg) from err
     network_type = opts["network_type"]
+    if opts.get("clip") is not None:
+        G = _clip(G, opts["clip"], label=label)
     wf = WayFilter(network_type)
     seen = highway_counts(G)
     drop = [(u, v, k) for u, v, k, d in G.edges(keys=True, data=True) if not wf.accepts(d)]
@@ -318,6 +351,25 @@ def _prepare(G: nx.MultiDiGraph, *, label: str, opts: dict[str, Any],
                     "synthetic": bool(synthetic), "qyx_geo_version": __version__,
                     "dropped_edges": len(drop)})
     validate_network(G, name=label)
+    return G
+
+
+def _clip(G: nx.MultiDiGraph, polygon: BaseGeometry, *, label: str) -> nx.MultiDiGraph:
+    """Keep the nodes inside ``polygon`` (WGS84), and the edges between them."""
+    to_graph = pyproj.Transformer.from_crs(pyproj.CRS.from_user_input("EPSG:4326"),
+                                           pyproj.CRS.from_user_input(G.graph["crs"]),
+                                           always_xy=True)
+    shape = shapely.transform(polygon, lambda c: np.column_stack(
+        to_graph.transform(c[:, 0], c[:, 1])))
+    nodes = list(G.nodes)
+    xs = np.fromiter((G.nodes[n]["x"] for n in nodes), float, len(nodes))
+    ys = np.fromiter((G.nodes[n]["y"] for n in nodes), float, len(nodes))
+    inside = shapely.contains_xy(shape, xs, ys)
+    if not inside.any():
+        msg = (f"{label}: no node lies inside clip {polygon.bounds!r} (west, south, east, "
+               "north); check the clip area and that the file covers it")
+        raise NetworkError(msg)
+    G.remove_nodes_from([n for n, keep in zip(nodes, inside.tolist(), strict=True) if not keep])
     return G
 
 

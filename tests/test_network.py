@@ -348,3 +348,28 @@ def test_unwritable_cache_does_not_fail_the_load(tmp_path, monkeypatch):
     G = load_network(TINY)
     assert G.graph["crs"] == "EPSG:4549"
     assert cache_entries() == []
+
+
+@pytest.mark.parametrize("name", ["tiny.osm", "tiny.osm.pbf", "tiny_raw.graphml"])
+def test_clip_keeps_the_area_only(tiny, name):
+    # the western two columns of the 3x3 grid (lon 121.250 and 121.251) and nothing east
+    clip = (121.2495, 30.1695, 121.2512, 30.1735)
+    G = load_network(FIX / name, cache=False, clip=clip)
+    assert G.graph["crs"] == "EPSG:4549"
+    assert {4, 5, 8}.issubset(G.nodes)  # corners 1, 2, 7 keep two streets: simplified away
+    assert not {3, 6, 9}.intersection(G.nodes)
+    assert set(G.nodes) < set(tiny.nodes) | {1, 7}
+
+
+def test_clip_outside_the_file_and_bad_clip():
+    with pytest.raises(NetworkError, match="no node lies inside clip"):
+        load_network(TINY, cache=False, clip=(100.0, 20.0, 100.1, 20.1))
+    with pytest.raises(SettingsError, match="clip"):
+        load_network(TINY, cache=False, clip=(121.3, 30.2, 121.2, 30.1))
+
+
+def test_cli_load_with_clip(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QYX_CACHE_DIR", str(tmp_path))
+    assert cli_main(["network", "load", str(TINY), "--json", "--clip",
+                     "121.2495", "30.1695", "121.2512", "30.1735"]) == 0
+    assert '"nodes"' in capsys.readouterr().out

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="加载 .osm / .osm.bz2 / .osm.pbf / .graphml 文件，或 default（内置合成路网）"
                     " / load a file, or 'default' for the embedded synthetic network.")
     load.add_argument("file", metavar="FILE", help="路网文件或 default / network file or 'default'")
+    load.add_argument("--clip", nargs=4, type=float, metavar=("W", "S", "E", "N"),
+                      help="只保留此经纬度范围内的路网（适合大区域 .pbf）/ keep only the network "
+                           "inside this WGS84 bbox (for country-size extracts)")
     _common(load)
     load.set_defaults(func=_load)
 
@@ -80,7 +83,8 @@ def _load(args: argparse.Namespace) -> int:
     from qyx_geo.network import load_network, network_summary
 
     t0 = time.perf_counter()
-    G = load_network(args.file, network_type=args.network_type, cache=args.cache)  # noqa: N806
+    G = load_network(args.file, network_type=args.network_type, cache=args.cache,  # noqa: N806
+                     clip=tuple(args.clip) if args.clip else None)
     _print_summary(network_summary(G), time.perf_counter() - t0, as_json=args.json)
     return 0
 
