@@ -36,6 +36,7 @@ import pickle
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -461,12 +462,24 @@ def network_summary(G: nx.MultiDiGraph) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- online
 
 def _reachable(host: str, port: int, timeout_s: float) -> bool:
-    """Return whether a TCP connection to ``host:port`` opens within ``timeout_s``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+    """Return whether a TCP connection to ``host:port`` opens within ``timeout_s``.
+
+    The attempt runs in a daemon thread so that a hanging DNS lookup (which ignores socket
+    timeouts) cannot hold the caller beyond ``timeout_s``.
+    """
+    outcome: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    worker = threading.Thread(target=attempt, name=f"qyx-probe-{host}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    return bool(outcome) and outcome[0]
 
 
 def _probe_online(urls: Sequence[str], timeout_s: float) -> None:

@@ -262,6 +262,19 @@ def test_reachability_probe_is_quick():
     assert time.perf_counter() - t0 < 2.0
 
 
+def test_reachability_probe_ignores_a_hanging_lookup(monkeypatch):
+    import socket
+
+    def hang(*args, **kwargs):
+        time.sleep(1.5)
+        raise OSError("resolver timed out")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    t0 = time.perf_counter()
+    assert qn._reachable("overpass-api.de", 443, 0.2) is False
+    assert time.perf_counter() - t0 < 1.0
+
+
 def test_fetch_validates_query():
     with pytest.raises(SettingsError, match=r"bbox"):
         fetch_network((121.3, 30.1, 121.2, 30.2))
