@@ -221,6 +221,7 @@ def ranking_chart(service_audit: Any, *, township: str | None = None,
                            Patch(color=_FAIL, label="未达目标 below target"), line])
     county = service_audit.county
     ax.set_xlim(0, 112)
+    ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("达标村（社区）占比 / share of villages & communities passing (%)")
     ax.set_title(f"{svc.label_zh}{service_audit.threshold_minutes:g}分钟服务圈 各镇街排名 "
                  f"({service_audit.year})\n{svc.label_en}: township ranking — county "
@@ -236,8 +237,8 @@ def comparison_chart(comparison: pd.DataFrame, *, title: str | None = None,
     """Draw a before/after comparison of :func:`qyx_geo.scenario.compare_audits` per township.
 
     Two bars per township (grey: before, blue: after) of the share of villages/communities
-    passing, the county row last, the plan's target as a dashed line and the change in passing
-    units written at the end of each changed row.
+    passing, the county row last, the plan's target as a dashed line and, at the end of each
+    row, the share after (and for changed rows the share before and the change in units).
 
     Parameters
     ----------
@@ -268,16 +269,19 @@ def comparison_chart(comparison: pd.DataFrame, *, title: str | None = None,
     after = data["share_passing_after"].astype(float).to_numpy() * 100
     ax.barh(pos + h / 2, before, height=h, color=_BEFORE, label="调整前 before", zorder=2)
     ax.barh(pos - h / 2, after, height=h, color=_HIGHLIGHT, label="调整后 after", zorder=2)
-    for y, a, change in zip(pos, after, data["change"].to_numpy(), strict=True):
+    for y, b, a, change in zip(pos, before, after, data["change"].to_numpy(), strict=True):
+        text = f"{a:.0f}%"
         if change:
-            ax.annotate(f"{int(change):+d} 个村（社区）", xy=(a, y - h / 2), xytext=(3, 0),
-                        textcoords="offset points", va="center", fontsize=8,
-                        color=_HIGHLIGHT if change > 0 else _FAIL)
+            text = f"{b:.1f}% → {a:.1f}%（{int(change):+d} 个村社 units）"
+        ax.annotate(text, xy=(a, y - h / 2), xytext=(3, 0), textcoords="offset points",
+                    va="center", fontsize=8,
+                    color=_FAIL if change < 0 else _HIGHLIGHT if change else "#495057")
     ax.set_yticks(pos, data["name"].astype(str).tolist())
     target = float(data["target"].iloc[0]) if "target" in data.columns and len(data) else np.nan
     if np.isfinite(target):
         _target_line(ax, target, f"目标 target {target:.0%}")
-    ax.set_xlim(0, 115)
+    ax.set_xlim(0, 125)
+    ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("达标村（社区）占比 / share of villages & communities passing (%)")
     ax.set_title(title or "调整前后对比 / before and after", fontsize=11)
     _legend_below(ax)

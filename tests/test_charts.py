@@ -67,7 +67,7 @@ def test_comparison_chart_shows_before_and_after(result):
     keep = table[(table["change"] != 0) | (table.index == "county")]
     assert _labels(changed)[::-1] == keep["name"].tolist()
     texts = [t.get_text() for t in changed.texts]
-    assert any(t.startswith("+") for t in texts)
+    assert any("→" in t and "+" in t for t in texts)
     with pytest.raises(Exception, match="lacks columns"):
         charts.comparison_chart(table.drop(columns=["change"]))
 
