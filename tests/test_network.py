@@ -12,6 +12,7 @@ import pytest
 
 from qyx_geo import network as qn
 from qyx_geo._errors import DataFileError, NetworkError, OfflineError, QyxGeoError, SettingsError
+from qyx_geo._graph_ops import project_in_place
 from qyx_geo._osm_files import WayFilter
 from qyx_geo.cli import main as cli_main
 from qyx_geo.network import (
@@ -337,7 +338,7 @@ def test_projection_matches_osmnx():
     G = ox.simplify_graph(ox.load_graphml(FIX / "tiny_raw.graphml"))
     ref = ox.project_graph(G, to_crs="EPSG:4549")
     ours = G.copy()
-    qn._project(ours, "EPSG:4549")
+    project_in_place(ours, "EPSG:4549")
     assert ours.graph["crs"] == "EPSG:4549"
     assert set(ours.nodes) == set(ref.nodes) and _edge_set(ours) == _edge_set(ref)
     for n, d in ref.nodes(data=True):

@@ -29,7 +29,7 @@ from qyx_geo.synth._network_geom import (
 if TYPE_CHECKING:
     from qyx_geo.synth.network import Barrier, NetworkParams
 
-__all__ = ["carve_and_stitch", "cn_number", "lattice_layers", "place_barriers"]
+__all__ = ["cn_number", "lattice_layers", "place_barriers", "stitch"]
 
 _H = {name: code for code, name in enumerate(HIGHWAY)}
 _DIGITS = "零一二三四五六七八九"
@@ -245,9 +245,8 @@ def lattice_layers(
     return xy, EdgeTable.empty().concat(*tables), names, np.concatenate(groups), radii
 
 
-def carve_and_stitch(xy: np.ndarray, edges: EdgeTable, groups: np.ndarray,
-                     seat_xy: np.ndarray, radii: tuple[float, float, float],
-                     p: NetworkParams) -> tuple[EdgeTable, int]:
+def stitch(xy: np.ndarray, edges: EdgeTable, groups: np.ndarray, n_seats: int,
+           p: NetworkParams) -> tuple[EdgeTable, int]:
     """Join the loose ends of each grid/cluster/mesh to the nearest node of another one."""
     n = len(xy)
     deg = np.bincount(edges.u, minlength=n) + np.bincount(edges.v, minlength=n)
@@ -271,8 +270,8 @@ def carve_and_stitch(xy: np.ndarray, edges: EdgeTable, groups: np.ndarray,
     df = df.drop_duplicates("src").drop_duplicates(["dst", "gs"])
     a, b = np.minimum(df["src"], df["dst"]), np.maximum(df["src"], df["dst"])
     df = df.assign(a=a, b=b).drop_duplicates(["a", "b"]).sort_values(["a", "b"])
-    town = (df["gs"].to_numpy() >= 0) & (df["gs"].to_numpy() < len(seat_xy))
-    town &= (df["gd"].to_numpy() >= 0) & (df["gd"].to_numpy() < len(seat_xy))
+    town = (df["gs"].to_numpy() >= 0) & (df["gs"].to_numpy() < n_seats)
+    town &= (df["gd"].to_numpy() >= 0) & (df["gd"].to_numpy() < n_seats)
     line0 = int(edges.line.max()) + 1
     links = EdgeTable.build(df["a"].to_numpy(), df["b"].to_numpy(), line0 + np.arange(len(df)),
                             0, hw=np.where(town, _H["residential"], _H["unclassified"]))

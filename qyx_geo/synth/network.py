@@ -59,9 +59,9 @@ from qyx_geo.synth._network_geom import (
     split_edges,
 )
 from qyx_geo.synth._network_layers import (
-    carve_and_stitch,
     lattice_layers,
     place_barriers,
+    stitch,
 )
 
 __all__ = [
@@ -223,7 +223,7 @@ def build_network_xml(
 
     xy, edges, names, groups, radii = lattice_layers(
         region_m, seat_xy, seat_kind, seat_names, vil_xy, vil_names, p, seed)
-    edges, n_links = carve_and_stitch(xy, edges, groups, seat_xy, radii, p)
+    edges, n_links = stitch(xy, edges, groups, len(seat_xy), p)
     xy, edges = _add_arterials(xy, edges, names, seat_xy, seat_kind, seat_names, region_m, p,
                                seed)
     town_r = np.array([radii[k] for k in seat_kind])
