@@ -225,3 +225,16 @@ def test_embedded_network_loads():
     s = network_summary(G)
     assert s["nodes"] >= 100_000 and s["synthetic"] and s["crs"] == "EPSG:4549"
     assert nx.number_weakly_connected_components(G) == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_invariants_hold_for_other_seeds(tmp_path, seed):
+    params = NetworkParams(urban_spacing_m=110.0, town_spacing_m=120.0, rural_spacing_m=300.0,
+                           village_spacing_m=60.0)
+    build = build_default_network(OUTLINE, SEATS, VILLAGES, seed=seed, params=params,
+                                  barriers=(CANAL, MOTORWAY), out_path=tmp_path / "n.osm.bz2")
+    G = load_network(build.path, cache=False, retain_all=True)
+    assert nx.number_weakly_connected_components(G) == 1
+    canal = _canal_m(build.path)
+    crossing = [d for u, v, d in G.edges(data=True) if _edge_line(G, u, v, d).intersects(canal)]
+    assert crossing and all("yes" in _values(d.get("bridge")) for d in crossing)
