@@ -387,3 +387,8 @@ def test_cli_load_with_clip(tmp_path, monkeypatch, capsys):
     assert cli_main(["network", "load", str(TINY), "--json", "--clip",
                      "121.2495", "30.1695", "121.2512", "30.1735"]) == 0
     assert '"nodes"' in capsys.readouterr().out
+
+
+def test_cli_network_without_action_prints_help(capsys):
+    assert cli_main(["network"]) == 2
+    assert "load" in capsys.readouterr().out
