@@ -149,7 +149,9 @@ def _legend_below(ax: Axes, handles: list[Any] | None = None) -> None:
     if handles is None:
         handles, _ = ax.get_legend_handles_labels()
     fig = ax.get_figure()
-    if fig is not None and isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+    # one chart per figure: legend under it; several (e.g. a grid of rankings): one per axes
+    if (fig is not None and len(fig.axes) == 1
+            and isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)):
         fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False,
                    fontsize=9)
     else:

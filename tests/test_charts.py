@@ -114,3 +114,13 @@ def test_inline_map_is_offline_html(result):
         inline_map("<html>")
     with pytest.raises(SettingsError, match="height_px"):
         inline_map(service_map(sa, result.dataset), height_px=50)
+
+
+def test_rankings_in_a_grid_get_one_legend_each(result):
+    fig, axes = plt.subplots(2, 2, layout="constrained")
+    for ax, sa in zip(axes.flat, result.services.values(), strict=True):
+        charts.ranking_chart(sa, ax=ax)
+    assert not fig.legends
+    assert all(ax.get_legend() is not None for ax in axes.flat)
+    single = charts.ranking_chart(result.services["canteen"])
+    assert single.get_legend() is None and len(single.get_figure().legends) == 1
