@@ -75,6 +75,14 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, argv, match):
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
 
+def test_sigterm_handler_restored(tiny, tmp_path):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    main(["audit", "--out", str(tmp_path), "--no-maps", "--services", "clinic"])
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_audit_with_maps(tiny, tmp_path):
     pytest.importorskip("qyx_geo.maps")
     assert main(["audit", "--out", str(tmp_path), "--services", "canteen"]) == 0
@@ -110,7 +118,7 @@ def test_xlsx_written_by_cli(tiny, tmp_path):
 def test_audit_embedded_data(tmp_path, capsys):
     if not any((data_dir() / "network").glob("*.osm*")):
         pytest.skip("embedded network not generated yet")
-    assert main(["audit", "--out", str(tmp_path)]) == 0
+    assert main(["audit", "--out", str(tmp_path), "--no-isochrones"]) == 0
     out = capsys.readouterr().out
     for label in ("托育", "老年助餐", "医疗卫生", "体育健身"):
         assert f"【{label}" in out

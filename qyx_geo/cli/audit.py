@@ -80,6 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                    help="任一服务全市达标率低于此值时以退出码 1 结束 / exit 1 when a service's "
                         "county share of passing units is below SHARE (0–1)")
     p.add_argument("--no-maps", action="store_true", help="不生成地图 / skip the HTML maps")
+    p.add_argument("--no-isochrones", action="store_true",
+                   help="地图不绘制等时圈(县域全量较慢)/ maps without isochrone layers "
+                        "(computing county-wide isochrones is the slowest step)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="数据目录(默认内置慈溪数据)/ dataset folder (default: embedded Cixi data)")
     p.add_argument("--network", type=Path, default=None, metavar="FILE",
@@ -267,7 +270,8 @@ def _network(args: argparse.Namespace, dataset: Any, *, need_roads: bool) -> tup
 
 
 def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None],
-                 timings: dict[str, float]) -> Callable[[Path], list[Path]] | None:
+                 timings: dict[str, float], *,
+                 with_isochrones: bool = True) -> Callable[[Path], list[Path]] | None:
     try:
         from qyx_geo import maps
         from qyx_geo.isochrones import isochrones
@@ -280,6 +284,8 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
         iso = {}
         for sid, audit in result.services.items():
             advance(f"等时圈 isochrones {sid}")
+            if not with_isochrones:
+                continue
             tiers = [t for t in audit.service.tiers_minutes if t <= audit.threshold_minutes]
             iso[sid] = isochrones(result.net, audit.facilities,  # type: ignore[arg-type]
                                   minutes=sorted({*tiers, audit.threshold_minutes}),
@@ -287,7 +293,8 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
         timings["isochrones"] = time.perf_counter() - start
         advance("地图 maps")
         start = time.perf_counter()
-        files = maps.write_audit_maps(result, folder, isochrones=iso, roads=roads)
+        files = maps.write_audit_maps(result, folder, isochrones=iso if with_isochrones else False,
+                                      roads=roads)
         timings["maps"] = time.perf_counter() - start
         return list(files)
 
@@ -295,6 +302,27 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run the audit; SIGTERM acts as KeyboardInterrupt meanwhile, so staged files are removed.
+
+    The previous SIGTERM handler is restored afterwards.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return _audit(args)
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        return _audit(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _audit(args: argparse.Namespace) -> int:
     from qyx_geo.audit import run_audit
     from qyx_geo.dataset import load_dataset
     from qyx_geo.report import write_report
@@ -326,7 +354,8 @@ def _run(args: argparse.Namespace) -> int:
         result = run_audit(dataset, year=args.year, services=services, settings=settings,
                            facilities=overrides, network=network, townships=townships,
                            progress=lambda step, _done, _total: advance(f"体检 {step}"))
-        writer = None if args.no_maps else _maps_writer(result, roads, advance, timings)
+        writer = None if args.no_maps else _maps_writer(
+            result, roads, advance, timings, with_isochrones=not args.no_isochrones)
         advance("写出 write")
         t0 = time.perf_counter()
         parameters = {"argv": ["qyx", *sys.argv[1:]] if sys.argv else None,
