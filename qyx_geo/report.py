@@ -208,28 +208,44 @@ def _write_xlsx(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
                             c.number_format = "0.0%"
 
 
+_PART_ZH = {"seats": "镇(街道)驻地位置", "areas": "镇村范围", "demand": "居民点与人口分布",
+            "network": "路网", "outline": "县界", "codes": "区划代码"}
+
+
+def _part_zh(key: str, result: AuditResult) -> str:
+    if key.startswith("facilities."):
+        sid = key.partition(".")[2]
+        label = result.services[sid].service.label_zh if sid in result.services else sid
+        return f"{label}设施"
+    return _PART_ZH.get(key, key)
+
+
 def synthetic_notice(result: AuditResult) -> str | None:
-    """Chinese-first notice naming the synthetic parts of the data, or ``None`` if all real."""
-    parts = []
+    """Chinese-first notice naming the synthetic parts of the data, or ``None`` if all real.
+
+    Facility layers are judged from the layers the audit used (a user register replaces a
+    synthetic layer), the other parts from the dataset's provenance.
+    """
+    audited = {f"facilities.{sid}" for sid in result.services}
     prov = getattr(result.dataset, "provenance", None) or {}
-    for key, info in prov.items():
-        if str(info.get("status")) in ("synthetic", "mixed"):
-            parts.append(key)
+    parts = [key for key, info in prov.items()
+             if key not in audited and str(info.get("status")) in ("synthetic", "mixed")]
     for audit in result.services.values():
         layer = audit.facilities
-        key = f"facilities.{audit.service.id}"
-        if layer is not None and "source" in layer.columns and key not in parts \
+        if layer is not None and "source" in layer.columns \
                 and (layer["source"].astype(str) == "synthetic").any():
-            parts.append(key)
+            parts.append(f"facilities.{audit.service.id}")
     demand = result.dataset.demand
-    if not prov and "source" in demand.columns and (demand["source"] == "synthetic").any():
+    if "demand" not in prov and "source" in demand.columns \
+            and (demand["source"].astype(str) == "synthetic").any():
         parts.append("demand")
     if not parts:
         return None
-    return ("⚠ 合成数据提示:本次结果部分基于生成的模拟数据(" + "、".join(parts) + "),仅用于演示"
-            "方法与工具,不代表慈溪市的实际设施布局或覆盖水平。 / Synthetic data: parts of "
-            "this audit (" + ", ".join(parts) + ") are generated, not observed; the figures "
-            "demonstrate the method and do not describe Cixi's actual provision.")
+    return ("⚠ 合成数据提示:本次结果部分基于生成的模拟数据(" + "、".join(
+        _part_zh(p, result) for p in parts) + "),仅用于演示方法与工具,不代表慈溪市的实际设施"
+            "布局或覆盖水平。 / Synthetic data: parts of this audit (" + ", ".join(parts)
+            + ") are generated, not observed; the figures demonstrate the method and do not "
+            "describe Cixi's actual provision.")
 
 
 def _clean(value: Any) -> Any:
@@ -323,7 +339,7 @@ def summary_markdown(result: AuditResult, *, top: int = 30) -> str:
         t = sv["target"]
         lines.append(f"- 全市 {sv['units_passing']}/{sv['units_judged']} 个村(社区)达标,达标率 "
                      f"{_fmt_pct(sv['share_passing'])};服务人群 {sv['threshold_minutes']:g} 分钟内"
-                     f"可达 {_fmt_pct(sv['residents_within_share'])};未覆盖居民 "
+                     f"可达 {_fmt_pct(sv['residents_within_share'])};未覆盖服务人群 "
                      f"{sv['uncovered_residents']:,.0f} 人。")
         if sv["unit_kinds"]:
             lines.append(f"- 仅考核 / judged only: {'、'.join(sv['unit_kinds'])}")

@@ -138,3 +138,13 @@ def test_maps_join_the_set(result, tmp_path):
     with pytest.raises(RuntimeError, match="map failed"):
         write_report(result, fresh, maps_writer=broken)
     assert list(fresh.iterdir()) == []
+
+
+def test_notice_follows_the_layers_used():
+    ds = tiny_dataset()
+    plain = run_audit(ds, network=grid_graph(), services=["canteen"])
+    assert "老年助餐设施" in report.synthetic_notice(plain)
+    user = ds.facilities["canteen"].assign(source="user")
+    r = run_audit(ds, network=grid_graph(), services=["canteen"], facilities={"canteen": user})
+    notice = report.synthetic_notice(r)
+    assert "老年助餐设施" not in notice and "居民点与人口分布" in notice
