@@ -127,3 +127,11 @@ def test_audit_embedded_data(tmp_path, capsys):
     t = pd.read_csv(tmp_path / "townships.csv", encoding="utf-8-sig")
     assert len(t) == 24
     assert (tmp_path / "maps" / "overview.html").exists()
+
+
+def test_one_township_maps(tiny, tmp_path):
+    pytest.importorskip("qyx_geo.maps")
+    assert main(["audit", "--out", str(tmp_path), "--services", "clinic", "--townships",
+                 "330282101", "--no-isochrones"]) == 0
+    html = (tmp_path / "maps" / "clinic.html").read_text(encoding="utf-8")
+    assert "二镇" in html

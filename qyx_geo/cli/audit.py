@@ -293,8 +293,10 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
         timings["isochrones"] = time.perf_counter() - start
         advance("地图 maps")
         start = time.perf_counter()
+        # one township audited: the maps zoom to it
+        codes = result.township_codes or ()
         files = maps.write_audit_maps(result, folder, isochrones=iso if with_isochrones else False,
-                                      roads=roads)
+                                      roads=roads, township=codes[0] if len(codes) == 1 else None)
         timings["maps"] = time.perf_counter() - start
         return list(files)
 
