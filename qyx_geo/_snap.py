@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 #: Columns of the table returned by :func:`snap_points`.
 SNAP_COLUMNS = ("edge", "u", "v", "offset_m", "snap_dist_m", "too_far")
 
+#: Radius of the fast first pass of the nearest-edge search, metres.
+_NEAR_M = 25.0
+
 
 def snap_points(
     net: NetworkArrays,
@@ -67,8 +70,7 @@ def snap_points(
     if geoms.size == 0:
         empty = np.empty(0, dtype=np.float64)
         return _frame(points.index, np.empty(0, dtype=np.int64), empty, empty, max_snap_m, net)
-    (_, edge), dist = net.edge_tree.query_nearest(geoms, return_distance=True, all_matches=False)
-    # query_nearest returns one hit per input, in input order
+    edge, dist = _nearest_edges(net, geoms)
     length = net.edge_length_m[edge]
     frac = shapely.line_locate_point(net.edge_geometry[edge], geoms, normalized=True)
     offset = np.clip(np.nan_to_num(frac) * length, 0.0, length)
@@ -80,6 +82,33 @@ def snap_points(
                     "(e.g. %s); check their coordinates or raise max_snap_m.",
                     int(far.sum()), len(out), what, max_snap_m, ", ".join(map(repr, ids)))
     return out
+
+
+def _nearest_edges(net: NetworkArrays, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the nearest edge of every point and its distance (ties: the lowest edge position).
+
+    Most points lie within a few metres of a street: a ``dwithin`` query with vectorised exact
+    distances settles them several times faster than GEOS's nearest-neighbour search, which
+    then handles only the remaining points.
+    """
+    tree = net.edge_tree
+    edge = np.full(geoms.size, -1, dtype=np.int64)
+    dist = np.full(geoms.size, np.nan)
+    near_p, near_e = tree.query(geoms, predicate="dwithin", distance=_NEAR_M)
+    if near_p.size:
+        d = shapely.distance(geoms[near_p], net.edge_geometry[near_e])
+        order = np.lexsort((near_e, d, near_p))
+        first = order[np.r_[True, near_p[order][1:] != near_p[order][:-1]]]
+        edge[near_p[first]] = near_e[first]
+        dist[near_p[first]] = d[first]
+    rest = np.flatnonzero(edge < 0)
+    if rest.size:
+        # one hit per input, in input order
+        (_, far_e), far_d = tree.query_nearest(geoms[rest], return_distance=True,
+                                               all_matches=False)
+        edge[rest] = far_e
+        dist[rest] = far_d
+    return edge, dist
 
 
 def is_snapped(table: object) -> bool:
