@@ -158,7 +158,14 @@ def add_basemap(m: folium.Map, dataset: Any, *, roads: gpd.GeoDataFrame | None,
                                              "color": "#8c8c8c", "weight": 1.5},
                    interactive=False).add_to(base)
     if roads is not None and not roads.empty:
-        frame = display_frame(roads[["highway", "geometry"]], tolerance_m=0.0)
+        # one multi-line per class: a handful of features instead of thousands of ids
+        lines = roads.explode(ignore_index=True)
+        lines = lines[lines.geom_type == "LineString"]
+        merged = gpd.GeoDataFrame(
+            {"highway": list(lines.groupby("highway", sort=False).groups)},
+            geometry=[shapely.MultiLineString(list(g.geometry))
+                      for _, g in lines.groupby("highway", sort=False)], crs=lines.crs)
+        frame = display_frame(merged, tolerance_m=0.0)
         folium.GeoJson(frame, style_function=lambda f: {
             "color": _ROAD_STYLE.get(f["properties"]["highway"], ("#cccccc", 1.0))[0],
             "weight": _ROAD_STYLE.get(f["properties"]["highway"], ("#cccccc", 1.0))[1],

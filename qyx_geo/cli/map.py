@@ -59,28 +59,48 @@ def _default_out(service: str | None, township: str | None) -> Path:
     return Path("outputs") / "maps" / f"{stem}.html"
 
 
+def _near_facilities(facilities: Any, townships: Any, code: str, reach_m: float) -> Any:
+    """Return the facilities within ``reach_m`` (straight line) of township ``code``.
+
+    Network distance is never shorter than the straight line, so no other facility can reach
+    the township within the largest tier: the isochrones of these are exact there.
+    """
+    from qyx_geo.schema import METRIC_CRS
+
+    area = townships.loc[[code]].to_crs(METRIC_CRS).buffer(reach_m).iloc[0]
+    return facilities[facilities.to_crs(METRIC_CRS).intersects(area)]
+
+
 def build(args: argparse.Namespace) -> tuple[Any, Any]:
     """Load the data, run the audit and return ``(folium map, audit result)`` for ``args``."""
     from qyx_geo import maps
     from qyx_geo.audit import run_audit
+    from qyx_geo.cli.audit import _network
     from qyx_geo.dataset import load_dataset
+    from qyx_geo.isochrones import isochrones
 
     ds = load_dataset(data_dir=args.data_dir)
-    if args.network:
-        from qyx_geo.network import load_network
-
-        graph = load_network(args.network)
-    else:
-        graph = ds.load_network()
-    ds = ds.with_network(graph)
+    net, roads = _network(args, ds, need_roads=True)  # cached arrays and main roads
     result = run_audit(ds, year=args.year, services=[args.service] if args.service else None,
-                       network=graph, townships=[args.township] if args.township else None)
+                       network=net, townships=[args.township] if args.township else None)
     if args.service is None:
-        m = maps.overview_map(result, roads=graph, tiles=args.tiles, township=args.township)
+        m = maps.overview_map(result, roads=roads, tiles=args.tiles, township=args.township)
         return m, result
     audit = result.services[args.service]
-    iso = None if args.no_isochrones else maps._service_isochrones(result, audit)
-    m = maps.service_map(audit, ds, isochrones=iso, roads=graph, tiles=args.tiles,
+    iso = None
+    facilities = audit.facilities
+    if not args.no_isochrones and facilities is not None and result.net is not None:
+        tiers = audit.service.tiers_minutes
+        if args.township and result.township_codes:
+            speed = result.settings.speed_m_per_min(audit.mode)  # type: ignore[arg-type]
+            reach_m = max(tiers) * speed
+            facilities = _near_facilities(facilities, ds.townships, result.township_codes[0],
+                                          reach_m)
+        if not facilities.empty:
+            logger.info("isochrones of %d facilities", len(facilities))
+            iso = isochrones(result.net, facilities, minutes=tiers, settings=result.settings,
+                             mode=audit.mode)  # type: ignore[arg-type]
+    m = maps.service_map(audit, ds, isochrones=iso, roads=roads, tiles=args.tiles,
                          township=args.township)
     return m, result
 
