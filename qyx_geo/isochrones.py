@@ -203,8 +203,8 @@ def _bands(net: NetworkArrays, edges: list[IntArray], starts: list[FloatArray],
     order = np.argsort(group, kind="stable")
     bands = shapely.buffer(pieces[order], radius_m, quad_segs=quad_segs)
     sorted_group = group[order]
-    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
-    for g, chunk in zip(sorted_group[starts], np.split(bands, starts[1:]), strict=True):
+    firsts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    for g, chunk in zip(sorted_group[firsts], np.split(bands, firsts[1:]), strict=True):
         out[g] = shapely.union_all(chunk)
     return out
 

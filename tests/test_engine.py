@@ -319,3 +319,12 @@ def test_catchment_matrix_is_symmetric_whichever_side_is_searched(street):
     np.testing.assert_allclose(forward.toarray(), backward.T.toarray())
     np.testing.assert_array_equal(forward.indptr, backward.T.tocsr().indptr)
     assert forward.shape == (2, 11) and forward.nnz > 0
+
+
+def test_module_docstring_example_runs():
+    import doctest
+
+    import qyx_geo.engine
+
+    result = doctest.testmod(qyx_geo.engine)
+    assert result.attempted > 0 and result.failed == 0
