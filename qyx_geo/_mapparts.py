@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from qyx_geo._offline import escape_text, gcj02_offset_grid, gcj02_shift_element
+from qyx_geo._offline import (
+    GAODE_URL,
+    OSM_URL,
+    TILE_CHOICES,
+    TileChoice,
+    escape_text,
+    gcj02_offset_grid,
+    gcj02_shift_element,
+)
 from qyx_geo.schema import METRIC_CRS, WGS84
 
 if TYPE_CHECKING:
@@ -37,14 +45,6 @@ __all__ = [
     "fmt_share",
     "synthetic_layers",
 ]
-
-TileChoice = Literal["none", "osm", "gaode"]
-TILE_CHOICES: tuple[str, ...] = get_args(TileChoice)
-
-OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-#: Gaode (AMap) road map tiles; they are in GCJ-02, so overlays are shifted while shown.
-GAODE_URL = ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
-             "&x={x}&y={y}&z={z}")
 
 #: Rounding of display coordinates: 1e-5 degree is about 1 m at Cixi's latitude.
 COORD_DECIMALS = 5

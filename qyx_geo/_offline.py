@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASSETS",
+    "GAODE_URL",
+    "OSM_URL",
+    "TILE_CHOICES",
     "AssetMode",
+    "TileChoice",
     "escape_text",
     "external_urls",
     "gcj02_offset_grid",
@@ -49,6 +53,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 AssetMode = Literal["auto", "all"]
+
+#: Base layers a map can open on: the offline vector basemap or an online tile source.
+TileChoice = Literal["none", "osm", "gaode"]
+TILE_CHOICES: tuple[str, ...] = get_args(TileChoice)
+OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+#: Gaode (AMap) road map tiles; they are in GCJ-02, so overlays are shifted while shown.
+GAODE_URL = ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+             "&x={x}&y={y}&z={z}")
 
 #: folium's asset names -> vendored file (relative to ``qyx_geo/_assets``). ``None``: dropped.
 ASSETS: dict[str, str | None] = {

@@ -401,3 +401,23 @@ def test_cli_map_writes_the_file(tmp_path, monkeypatch, capsys):
                  "--out", str(tmp_path / "bad.html")]) == 2
     assert not (tmp_path / "bad.html").exists()
     assert "无此镇" in capsys.readouterr().err
+
+
+def test_isochrone_display_fills_only_small_block_holes():
+    from shapely.geometry import Polygon, box
+
+    outer = box(0, 0, 1000, 1000)
+    small, large = box(100, 100, 160, 160), box(400, 400, 700, 700)  # 0.36 ha, 9 ha
+    band = Polygon(outer.exterior, [small.exterior, large.exterior])
+    shown = maps._display_isochrone(band, min_hole_m2=5_000, tolerance_m=10)
+    assert shown.area == pytest.approx(outer.area - large.area)
+    assert shown.contains(small.centroid) and not shown.contains(large.centroid)
+
+
+def test_township_isochrones_use_only_facilities_that_can_reach_it(ds):
+    from qyx_geo.cli.map import _near_facilities
+
+    fac = ds.facilities["canteen"]
+    # f2 lies ~1.9 km east of 观海卫镇's edge; f1, f3 inside
+    assert list(_near_facilities(fac, ds.townships, "330282100", 1000.0).index) == ["f1", "f3"]
+    assert len(_near_facilities(fac, ds.townships, "330282100", 2500.0)) == 3

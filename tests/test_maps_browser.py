@@ -184,3 +184,21 @@ def test_screenshots_show_the_map(pages, tmp_path):
         assert len(colours) > 50, f"{png} looks blank"
         # the notice box's opaque background (#fff3cd) is on screen
         assert np.sum(np.all(pixels == (0xFF, 0xF3, 0xCD), axis=1)) > 5_000
+
+
+def test_map_opened_on_gaode_starts_shifted(pages, tmp_path):
+    _, result = pages
+    m = maps.service_map(result.services["canteen"], result.dataset, tiles="gaode")
+    page = maps.save_map(m, tmp_path / "gaode.html")
+    extra = (FIXTURES / "probe_gcj_initial.html").read_text(encoding="utf-8")
+    report = probe(page, tmp_path, extra=extra)
+    assert report["qyx"]["errors"] == []
+    # only the Gaode tiles were asked for (and failed: the network is blocked)
+    failed = report["qyx"]["failed"]
+    assert failed and all("autonavi.com" in url for url in failed), failed
+    gcj = report["extra"]
+    assert gcj["active"] is True
+    pts = np.array(gcj["points"])
+    exp_lon, exp_lat = wgs84_to_gcj02(pts[:, 0], pts[:, 1])
+    np.testing.assert_allclose(pts[:, 2], exp_lon, atol=1e-6)
+    np.testing.assert_allclose(pts[:, 3], exp_lat, atol=1e-6)
