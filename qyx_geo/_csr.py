@@ -17,6 +17,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyproj
 import scipy.sparse as sp
 import shapely
@@ -85,8 +86,6 @@ class NetworkArrays:
 
     def node_positions(self, ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Return the node positions of osmnx node ``ids`` (-1 where an id is unknown)."""
-        import pandas as pd
-
         return pd.Index(self.node_ids).get_indexer(np.asarray(ids)).astype(np.int64)
 
     def __getstate__(self) -> dict[str, Any]:
