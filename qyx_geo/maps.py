@@ -1,6 +1,7 @@
 """Offline HTML maps of an audit: coverage choropleth, isochrones, facilities, gaps, vector basemap.
 
-Every map is a :class:`folium.Map` (Jupyter shows it inline) that :func:`save_map` writes as one
+Every map is a :class:`folium.Map` (show it offline in Jupyter with
+:func:`qyx_geo.notebook.inline_map`) that :func:`save_map` writes as one
 self-contained HTML file: Leaflet and its styles are inlined from ``qyx_geo/_assets`` and nothing
 is loaded from the network unless the reader switches on an online tile layer (off by default).
 A vector basemap (county outline, township boundaries and names, main roads) keeps the map
