@@ -35,17 +35,24 @@ from qyx_geo import _io
 from qyx_geo._errors import ColumnError, SettingsError, UnknownCodeError
 from qyx_geo._mapparts import (
     GAODE_URL,
+    GAP_COLOUR,
+    NOT_JUDGED_COLOUR,
     OSM_URL,
+    SERVICE_COLOURS,
+    SHARE_CLASSES,
+    TIER_COLOURS,
     TILE_CHOICES,
     TileChoice,
     add_basemap,
     add_page_furniture,
     dataset_extent,
     display_frame,
-    fmt_minutes,
-    fmt_number,
+    facility_layer,
     fmt_share,
+    gap_layer,
+    isochrone_layers,
     synthetic_layers,
+    unit_layer,
 )
 from qyx_geo._offline import AssetMode, escape_text, external_urls, render_offline_html
 from qyx_geo.schema import METRIC_CRS, WGS84
@@ -68,20 +75,6 @@ logger = logging.getLogger(__name__)
 
 #: OSM ``highway`` classes drawn as main roads on the vector basemap.
 MAIN_HIGHWAYS = ("motorway", "trunk", "primary", "secondary", "tertiary")
-
-#: Choropleth classes of the share of residents within the threshold: (upper bound, colour).
-SHARE_CLASSES = ((0.2, "#b2182b"), (0.4, "#ef8a62"), (0.6, "#fddbc7"), (0.8, "#d1e5f0"),
-                 (1.0, "#4393c3"))
-NOT_JUDGED_COLOUR = "#bdbdbd"
-TIER_COLOURS = ("#08519c", "#3182bd", "#9ecae1", "#c6dbef")
-SERVICE_COLOURS = {"nursery": "#e7298a", "canteen": "#d95f02", "clinic": "#1b9e77",
-                   "sports": "#7570b3"}
-GAP_COLOUR = "#d7301f"
-#: Display of isochrones: holes (blocks) smaller than this are filled, then simplified (metres).
-ISOCHRONE_MIN_HOLE_M2 = 5_000.0
-ISOCHRONE_TOLERANCE_M = 10.0
-DEMAND_LABELS = {"pop": "人口 Residents", "pop_0_3": "0–3岁人口 Age 0–3",
-                 "pop_60p": "60岁以上人口 Age 60+"}
 
 
 # ------------------------------------------------------------------------------------- roads
@@ -229,185 +222,8 @@ def _county_name(dataset: Any) -> str:
     return "慈溪市"
 
 
-def _share_colour(share: float, judged: bool) -> str:
-    if not judged or pd.isna(share):
-        return NOT_JUDGED_COLOUR
-    for upper, colour in SHARE_CLASSES:
-        if share < upper:
-            return colour
-    return SHARE_CLASSES[-1][1]
-
-
 def _facility_names(facilities: gpd.GeoDataFrame) -> dict[str, str]:
     return {str(k): str(v) for k, v in facilities["name"].items()} if "name" in facilities else {}
-
-
-def _required(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        msg = f"{what} lacks column(s) {missing!r}; it has {list(frame.columns)!r}."
-        raise ColumnError(msg)
-
-
-# ---------------------------------------------------------------------------------- layers
-
-
-def _unit_layer(m: folium.Map, units: gpd.GeoDataFrame, service: Any,
-                facility_names: dict[str, str], *, group_name: str) -> None:
-    import folium
-
-    _required(units, ("name", "township_name", "population", "share_within", "median_minutes",
-                      "passes", "judged"), "ServiceAudit.units")
-    nearest = units.get("nearest_facility", pd.Series(index=units.index, dtype=object))
-    show = pd.DataFrame({
-        "名称": units["name"].map(escape_text),
-        "镇街": units["township_name"].map(escape_text),
-        "人口": units["population"].map(fmt_number),
-        "覆盖率": units["share_within"].map(fmt_share),
-        "中位时间": units["median_minutes"].map(fmt_minutes),
-        "最近设施": nearest.map(lambda f: escape_text(facility_names.get(str(f), f))
-                                if pd.notna(f) else "—"),
-        "结论": [("达标 ✓ pass" if bool(p) else "未达标 ✗ fail") if bool(j) else "不考核 n/a"
-                 for p, j in zip(units["passes"], units["judged"], strict=True)],
-        "_fill": [_share_colour(s, bool(j)) for s, j in
-                  zip(units["share_within"], units["judged"], strict=True)],
-        "_pass": units["passes"].astype(bool) & units["judged"].astype(bool),
-    }, index=units.index)
-    frame = display_frame(gpd.GeoDataFrame(show, geometry=units.geometry, crs=units.crs),
-                          tolerance_m=15.0)
-    group = folium.FeatureGroup(name=escape_text(group_name), show=True)
-    fields = ["名称", "镇街", "人口", "覆盖率", "中位时间", "最近设施", "结论"]
-    aliases = ["名称 Name", "镇街 Township",
-               DEMAND_LABELS.get(service.demand_column, escape_text(service.demand_column)),
-               "阈值内比例 Share within", "中位时间 Median", "最近设施 Nearest", "结论 Result"]
-    folium.GeoJson(
-        frame,
-        style_function=lambda f: {"fillColor": f["properties"]["_fill"], "fillOpacity": 0.5,
-                                  "color": "#444" if f["properties"]["_pass"] else "#b2182b",
-                                  "weight": 0.6 if f["properties"]["_pass"] else 1.2},
-        highlight_function=lambda f: {"weight": 3, "color": "#000"},
-        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True),
-    ).add_to(group)
-    group.add_to(m)
-
-
-def _display_isochrone(geom: Any, *, min_hole_m2: float, tolerance_m: float) -> Any:
-    """Return an isochrone polygon (metric CRS) lightened for display.
-
-    Street bands leave a hole in every block; holes smaller than ``min_hole_m2`` are blocks
-    whose whole edge is reachable, so they are filled. Then the outline is simplified. This
-    cuts the vertices of a county-wide 15-minute band about tenfold (measured: 478k -> 50k).
-    """
-    import shapely
-
-    polygons = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon"]
-    kept = []
-    for poly in polygons:
-        holes = [ring for ring in poly.interiors
-                 if shapely.Polygon(ring).area >= min_hole_m2]
-        kept.append(shapely.Polygon(poly.exterior, holes))
-    return shapely.MultiPolygon(kept).simplify(tolerance_m, preserve_topology=True)
-
-
-def _isochrone_layers(m: folium.Map, isochrones: gpd.GeoDataFrame, service: Any, *,
-                      area_m: Any = None) -> list[float]:
-    import folium
-    import shapely
-
-    _required(isochrones, ("minutes",), "The isochrones GeoDataFrame")
-    iso = isochrones.to_crs(METRIC_CRS)
-    if area_m is not None:
-        iso = iso.clip(area_m)
-    tiers = sorted({float(v) for v in iso["minutes"]}, reverse=True)
-    drawn = []
-    for i, minutes in enumerate(tiers):
-        part = iso[iso["minutes"] == minutes].geometry
-        part = part[~part.is_empty]
-        if part.empty:
-            continue
-        geom = part.iloc[0] if len(part) == 1 else shapely.union_all(part.to_numpy())
-        geom = _display_isochrone(geom, min_hole_m2=ISOCHRONE_MIN_HOLE_M2,
-                                  tolerance_m=ISOCHRONE_TOLERANCE_M)
-        colour = TIER_COLOURS[min(len(tiers) - 1 - i, len(TIER_COLOURS) - 1)]
-        frame = display_frame(gpd.GeoDataFrame(geometry=[geom], crs=METRIC_CRS), tolerance_m=0.0)
-        name = f"{minutes:g}分钟可达范围 {service.label_en} within {minutes:g} min"
-        group = folium.FeatureGroup(name=escape_text(name), show=True)
-        folium.GeoJson(frame, style_function=lambda f, c=colour: {
-            "fillColor": c, "color": c, "weight": 0.5, "fillOpacity": 0.35}).add_to(group)
-        group.add_to(m)
-        drawn.append(minutes)
-    return drawn
-
-
-def _facility_layer(m: folium.Map, facilities: gpd.GeoDataFrame, service: Any, *,
-                    show: bool = True) -> None:
-    import folium
-
-    if facilities.empty:
-        return
-    cap_unit = service.capacity_unit_zh or ""
-    cap = facilities.get("capacity", pd.Series(np.nan, index=facilities.index))
-    data = pd.DataFrame({
-        "名称": facilities.get("name", pd.Series("", index=facilities.index)).map(escape_text),
-        "级别": facilities.get("level", pd.Series("", index=facilities.index)).map(
-            lambda v: escape_text(v) if pd.notna(v) else "—"),
-        "容量": cap.map(lambda v: f"{fmt_number(v)} {escape_text(cap_unit)}" if pd.notna(v)
-                        else "—"),
-        "来源": facilities.get("source", pd.Series("", index=facilities.index)).map(escape_text),
-    }, index=facilities.index)
-    points = facilities.geometry.representative_point() if not (
-        facilities.geom_type == "Point").all() else facilities.geometry
-    frame = display_frame(gpd.GeoDataFrame(data, geometry=points, crs=facilities.crs),
-                          tolerance_m=0.0)
-    colour = SERVICE_COLOURS.get(service.id, "#333333")
-    name = f"{service.label_zh}设施 {service.label_en} facilities ({len(facilities)})"
-    group = folium.FeatureGroup(name=escape_text(name), show=show)
-    folium.GeoJson(
-        frame,
-        marker=folium.CircleMarker(radius=6, fill=True, fill_opacity=0.95, weight=1.5,
-                                   color="#ffffff", fill_color=colour),
-        tooltip=folium.GeoJsonTooltip(fields=["名称"], labels=False),
-        popup=folium.GeoJsonPopup(fields=["名称", "级别", "容量", "来源"],
-                                  aliases=["名称 Name", "级别 Level", "容量 Capacity",
-                                           "来源 Source"]),
-    ).add_to(group)
-    group.add_to(m)
-
-
-def _gap_layer(m: folium.Map, gaps: gpd.GeoDataFrame, service: Any, threshold: float,
-               unit_names: Mapping[str, str]) -> None:
-    import folium
-
-    if gaps is None or gaps.empty:
-        return
-    residents = pd.to_numeric(gaps.get("residents", gaps.get("population", pd.Series(
-        np.nan, index=gaps.index))), errors="coerce")
-    unit = gaps.get("unit_code", gaps.get("unit", pd.Series("", index=gaps.index)))
-    minutes = pd.to_numeric(gaps.get("minutes", pd.Series(np.nan, index=gaps.index)),
-                            errors="coerce")
-    data = pd.DataFrame({
-        "村社": unit.map(lambda c: escape_text(unit_names.get(str(c), c))),
-        "居民": residents.map(fmt_number),
-        "最近设施时间": minutes.map(lambda v: fmt_minutes(v) if np.isfinite(v) else "不可达"),
-        "_r": np.clip(np.sqrt(residents.fillna(0).to_numpy()) / 3.0, 3, 14).round(1),
-    }, index=gaps.index)
-    points = gaps.geometry if (gaps.geom_type == "Point").all() else \
-        gaps.geometry.representative_point()
-    frame = display_frame(gpd.GeoDataFrame(data, geometry=points, crs=gaps.crs),
-                          tolerance_m=0.0)
-    name = (f"未覆盖居民点 Residents beyond {threshold:g} min "
-            f"({fmt_number(residents.sum())}人)")
-    group = folium.FeatureGroup(name=escape_text(name), show=True)
-    folium.GeoJson(
-        frame,
-        marker=folium.CircleMarker(radius=5, fill=True, fill_opacity=0.75, weight=1,
-                                   color="#7f0000", fill_color=GAP_COLOUR),
-        style_function=lambda f: {"radius": f["properties"]["_r"]},
-        tooltip=folium.GeoJsonTooltip(fields=["村社", "居民", "最近设施时间"],
-                                      aliases=["村社 Unit", "居民 Residents",
-                                               "最近设施 Nearest"]),
-    ).add_to(group)
-    group.add_to(m)
 
 
 # --------------------------------------------------------------------------------- builders
@@ -458,16 +274,16 @@ def service_map(service_audit: Any, dataset: Any, *,
                               tiles=tiles, township=code)
     threshold = float(service_audit.threshold_minutes)
     group_name = (f"村社覆盖率 Coverage ({service.label_zh}, ≤{threshold:g}分钟)")
-    _unit_layer(m, units, service, _facility_names(facilities),
+    unit_layer(m, units, service, _facility_names(facilities),
                 group_name=group_name)
     tiers: list[float] = []
     if isochrones is not None and not isochrones.empty:
-        tiers = _isochrone_layers(m, isochrones, service, area_m=area_m)
-    _facility_layer(m, _clip_to(facilities, area), service)
+        tiers = isochrone_layers(m, isochrones, service, area_m=area_m)
+    facility_layer(m, _clip_to(facilities, area), service)
     gaps = service_audit.gaps
     if code is not None and gaps is not None and "unit_code" in gaps:
         gaps = gaps[gaps["unit_code"].astype(str).str.startswith(code)]
-    _gap_layer(m, gaps, service, threshold,
+    gap_layer(m, gaps, service, threshold,
                {str(k): str(v) for k, v in service_audit.units["name"].items()})
     county = service_audit.county
     if title is None:
@@ -606,7 +422,7 @@ def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | Non
         if fac is None:
             fac = _facilities(dataset, service.id)
         all_facilities.append(fac)
-        _facility_layer(m, _clip_to(fac, None if code is None else
+        facility_layer(m, _clip_to(fac, None if code is None else
                                     dataset.townships.loc[[code]].union_all()), service,
                         show=False)
     legend: list[tuple[str, str, str]] = [("head", "", "达标服务数 Services passed")]

@@ -18,7 +18,7 @@ from shapely.geometry import LineString
 
 from qyx_geo import maps
 from qyx_geo._errors import AssetError, ColumnError, SettingsError, UnknownCodeError
-from qyx_geo._mapparts import GAODE_URL, OSM_URL
+from qyx_geo._mapparts import GAODE_URL, OSM_URL, display_isochrone
 from qyx_geo._offline import (
     escape_text,
     external_urls,
@@ -409,7 +409,7 @@ def test_isochrone_display_fills_only_small_block_holes():
     outer = box(0, 0, 1000, 1000)
     small, large = box(100, 100, 160, 160), box(400, 400, 700, 700)  # 0.36 ha, 9 ha
     band = Polygon(outer.exterior, [small.exterior, large.exterior])
-    shown = maps._display_isochrone(band, min_hole_m2=5_000, tolerance_m=10)
+    shown = display_isochrone(band, min_hole_m2=5_000, tolerance_m=10)
     assert shown.area == pytest.approx(outer.area - large.area)
     assert shown.contains(small.centroid) and not shown.contains(large.centroid)
 
