@@ -14,8 +14,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from qyx_geo import dataset as _dataset
 from qyx_geo._errors import QyxGeoError
-from qyx_geo.dataset import Dataset, load_dataset
+from qyx_geo.dataset import Dataset
 from qyx_geo.schema import FACILITY_LAYERS, UNIT_KINDS
 from qyx_geo.services import get_service
 from qyx_geo.units import CENSUS_2020_POPULATION, TOWNSHIP_KINDS
@@ -135,7 +136,8 @@ def _text(summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the dataset summary; return 0."""
-    ds = load_dataset(data_dir=args.data_dir)
+    # looked up at call time so the loader can be swapped (tests, notebooks)
+    ds = _dataset.load_dataset(data_dir=args.data_dir)
     summary = dataset_summary(ds)
     summary["network"] = network_summary(ds, skip=args.no_network)
     if args.json:
