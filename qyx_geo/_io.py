@@ -39,7 +39,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp.chmod(0o666 & ~umask)
     try:
         yield tmp
-        os.replace(tmp, target)
+        tmp.replace(target)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -53,7 +53,7 @@ def atomic_write(
     """Open a temporary file for writing and rename it onto ``path`` when the block succeeds."""
     if "b" in mode:
         encoding = None
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding, newline=newline) as fh:
+    with atomic_path(path) as tmp, tmp.open(mode, encoding=encoding, newline=newline) as fh:
         yield fh
         fh.flush()
         os.fsync(fh.fileno())

@@ -78,7 +78,8 @@ class Settings:
             msg = f"Settings.mode must be one of {MODES}, got {self.mode!r}."
             raise SettingsError(msg)
         if not isinstance(self.min_share, int | float) or not 0.0 <= self.min_share <= 1.0:
-            msg = f"Settings.min_share must be a share in [0, 1], got {self.min_share!r} (e.g. 0.8)."
+            msg = (f"Settings.min_share must be a share in [0, 1], got {self.min_share!r} "
+                   "(e.g. 0.8).")
             raise SettingsError(msg)
         if not isinstance(self.threshold_minutes, Mapping):
             msg = (f"Settings.threshold_minutes must be a mapping service -> minutes, got "

@@ -16,7 +16,8 @@ def test_settings_defaults_and_speed():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"walk_speed_kmh": 0}, {"min_share": 1.5}, {"mode": "car"}, {"threshold_minutes": {"x": -1}}]
+    "bad",
+    [{"walk_speed_kmh": 0}, {"min_share": 1.5}, {"mode": "car"}, {"threshold_minutes": {"x": -1}}],
 )
 def test_settings_rejects_bad_values(bad):
     with pytest.raises(SettingsError):
