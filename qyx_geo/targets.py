@@ -256,7 +256,7 @@ def load_indicators(path: str | Path | None = None) -> pd.DataFrame:
     Examples
     --------
     >>> ind = load_indicators()
-    >>> ind.loc[7, "2027"], ind.loc[7, "op_2027"], ind.loc[7, "value_2027"]
+    >>> ind.loc[7, "2027"], ind.loc[7, "op_2027"], float(ind.loc[7, "value_2027"])
     ('<3.5', '<', 3.5)
     """
     target = Path(path) if path is not None else _targets_dir() / "indicators.csv"
