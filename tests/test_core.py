@@ -63,3 +63,19 @@ def test_atomic_write_uses_normal_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_public_surface_is_lazy_and_complete():
+    import subprocess
+    import sys
+
+    import qyx_geo
+
+    for name in qyx_geo.__all__:
+        assert getattr(qyx_geo, name) is not None, name
+    # importing the package must not import the heavy stack (no side effects at import)
+    code = "import sys, qyx_geo; print('osmnx' in sys.modules, 'geopandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    with pytest.raises(AttributeError, match="no attribute"):
+        _ = qyx_geo.not_a_thing
