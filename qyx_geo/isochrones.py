@@ -13,7 +13,10 @@ The cut is done on all edges at once (vectorised substring on the coordinate arr
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -41,6 +44,12 @@ log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+#: Side of the square tiles a large dissolved band is united in (metres); see ``_submit_tiles``.
+TILE_M = 2000.0
+#: Groups of at most this many buffered stretches are united in one piece.
+TILE_MIN_POLYGONS = 2000
+_POLYGON = 3  # shapely type id
+
 
 def isochrones(
     net: NetworkArrays,
@@ -55,6 +64,8 @@ def isochrones(
     max_snap_m: float | None = None,
     quad_segs: int = 4,
     batch_mib: float = BATCH_MIB,
+    tile_m: float = TILE_M,
+    workers: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Reachable street bands within each time tier, dissolved per tier or per facility.
 
@@ -82,6 +93,13 @@ def isochrones(
         within 0.3 m of the true circle for a 30 m street band).
     batch_mib
         Memory budget of a batch of per-facility distance rows (``dissolve=False``).
+    tile_m
+        Side of the square tiles a band of many street stretches is united in (metres;
+        ``inf``: one union). Tiling changes nothing but the speed: the tiles are cut exactly
+        and merged as a coverage.
+    workers
+        Threads uniting tiles and per-facility bands (GEOS releases the GIL; default: the CPUs
+        this process may use).
 
     Returns
     -------
@@ -98,6 +116,13 @@ def isochrones(
     width = settings.street_width_m if street_width_m is None else street_width_m
     if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width < np.inf:
         msg = f"street_width_m must be a positive number of metres, got {width!r} (e.g. 30)."
+        raise SettingsError(msg)
+    if isinstance(tile_m, bool) or not isinstance(tile_m, int | float) or not tile_m > 0:
+        msg = f"tile_m must be a positive number of metres (or inf), got {tile_m!r} (e.g. 2000)."
+        raise SettingsError(msg)
+    n_workers = _cpus() if workers is None else workers
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        msg = f"workers must be a positive integer, got {workers!r} (e.g. 2)."
         raise SettingsError(msg)
     snap_limit = settings.max_snap_m if max_snap_m is None else max_snap_m
     fsnap = _snapped(net, facilities, snap_limit, "facilities")
@@ -128,7 +153,8 @@ def isochrones(
                     groups.append(np.full(e.size, (first + r) * len(tiers) + t, dtype=np.int64))
         n_groups = len(fvalid) * len(tiers)
 
-    polygons = _bands(net, edges, starts, ends, groups, n_groups, width / 2.0, quad_segs)
+    polygons = _bands(net, edges, starts, ends, groups, n_groups, width / 2.0, quad_segs,
+                      float(tile_m), n_workers)
     if dissolve:
         frame = pd.DataFrame({"minutes": tiers, "dist_m": cutoffs})
     else:
@@ -140,6 +166,14 @@ def isochrones(
     out = gpd.GeoDataFrame(frame, geometry=polygons, crs=net.crs)
     out.attrs.update({"speed_m_per_min": speed, "street_width_m": float(width)})
     return out
+
+
+def _cpus() -> int:
+    """Return the number of CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def _tiers(minutes: Sequence[float]) -> FloatArray:
@@ -181,7 +215,7 @@ def _intervals(net: NetworkArrays, node_dist: FloatArray, cutoff_m: float,
 
 def _bands(net: NetworkArrays, edges: list[IntArray], starts: list[FloatArray],
            ends: list[FloatArray], groups: list[IntArray], n_groups: int, radius_m: float,
-           quad_segs: int) -> npt.NDArray[np.object_]:
+           quad_segs: int, tile_m: float, workers: int) -> npt.NDArray[np.object_]:
     """Cut, group and buffer the reachable stretches into one polygon per group."""
     out = np.array([shapely.Polygon() for _ in range(n_groups)], dtype=object)
     if not edges or n_groups == 0:
@@ -204,9 +238,77 @@ def _bands(net: NetworkArrays, edges: list[IntArray], starts: list[FloatArray],
     bands = shapely.buffer(pieces[order], radius_m, quad_segs=quad_segs)
     sorted_group = group[order]
     firsts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
-    for g, chunk in zip(sorted_group[firsts], np.split(bands, firsts[1:]), strict=True):
-        out[g] = shapely.union_all(chunk)
+    chunks = np.split(bands, firsts[1:])
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # all tiles of all groups are queued first, so the coverage unions in this thread
+        # overlap with the pool uniting later tiles
+        pending = [_submit_tiles(c, tile_m, pool) for c in chunks]
+        for g, tiles in zip(sorted_group[firsts], pending, strict=True):
+            out[g] = _merge_tiles([t.result() for t in tiles])
     return out
+
+
+def _submit_tiles(polygons: npt.NDArray[np.object_], tile_m: float,
+                  pool: ThreadPoolExecutor) -> list[Future[Any]]:
+    """Queue the union of ``polygons``: whole if few, else one task per square tile.
+
+    One union of ~100k street buffers is far slower than the sum of the unions of its parts
+    (the cascaded union merges ever larger polygons: ~80 s against ~10 s for a county-wide
+    15-minute band). The polygons are therefore grouped into square tiles of ``tile_m``
+    aligned on multiples of it; a polygon spanning several tiles is clipped to each of them
+    (so neighbouring tiles share the very same cut points on their common side) and each tile
+    is united on its own, in the pool's threads (GEOS releases the GIL).
+    """
+    if polygons.size <= TILE_MIN_POLYGONS or not np.isfinite(tile_m):
+        return [pool.submit(shapely.union_all, polygons)]
+    bounds = shapely.bounds(polygons)
+    i0 = np.floor(bounds[:, 0] / tile_m).astype(np.int64)
+    j0 = np.floor(bounds[:, 1] / tile_m).astype(np.int64)
+    i1 = np.floor(bounds[:, 2] / tile_m).astype(np.int64)
+    j1 = np.floor(bounds[:, 3] / tile_m).astype(np.int64)
+    member, tile_i, tile_j = [np.arange(polygons.size)], [i0], [j0]
+    for di in range(int((i1 - i0).max()) + 1):
+        for dj in range(int((j1 - j0).max()) + 1):
+            k = np.flatnonzero((i1 - i0 >= di) & (j1 - j0 >= dj))
+            if di + dj and k.size:
+                member.append(k)
+                tile_i.append(i0[k] + di)
+                tile_j.append(j0[k] + dj)
+    k_all, ti, tj = np.concatenate(member), np.concatenate(tile_i), np.concatenate(tile_j)
+    order = np.lexsort((tj, ti))
+    k_all, ti, tj = k_all[order], ti[order], tj[order]
+    firsts = np.flatnonzero(np.r_[True, (ti[1:] != ti[:-1]) | (tj[1:] != tj[:-1])])
+    stops = np.r_[firsts[1:], k_all.size]
+    spans = (i1 > i0) | (j1 > j0)
+
+    def tile(first: int, stop: int) -> Any:
+        k = k_all[first:stop]
+        i, j = float(ti[first]), float(tj[first])
+        chunk = polygons[k]
+        cut = np.flatnonzero(spans[k])
+        if cut.size:
+            box = shapely.box(i * tile_m, j * tile_m, (i + 1) * tile_m, (j + 1) * tile_m)
+            clipped = shapely.get_parts(shapely.intersection(chunk[cut], box))
+            polygonal = clipped[shapely.get_type_id(clipped) == _POLYGON]  # no touching lines
+            chunk = np.concatenate([np.delete(chunk, cut), polygonal])
+        return shapely.union_all(chunk)
+
+    return [pool.submit(tile, f, s) for f, s in zip(firsts.tolist(), stops.tolist(), strict=True)]
+
+
+def _merge_tiles(tiles: list[Any]) -> Any:
+    """Merge tile unions with disjoint interiors (GEOS coverage union: only the shared sides)."""
+    if len(tiles) == 1:
+        return tiles[0]
+    parts = np.array(tiles, dtype=object)
+    parts = parts[~shapely.is_empty(parts)]
+    if parts.size == 0:
+        return shapely.Polygon()
+    try:
+        return shapely.coverage_union_all(parts)
+    except shapely.errors.GEOSException as err:  # pragma: no cover - GEOS robustness fallback
+        log.warning("coverage union of %d tiles failed (%s); plain union instead", parts.size, err)
+        return shapely.union_all(parts)
 
 
 def _substring(lines: npt.NDArray[np.object_], t0: FloatArray,

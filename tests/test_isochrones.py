@@ -131,3 +131,45 @@ def test_validation(grid):
         isochrones(grid, f, minutes=(5, -1))
     with pytest.raises(SettingsError, match="street_width_m"):
         isochrones(grid, f, street_width_m=0)
+
+
+@pytest.fixture
+def city():
+    # a 12 x 12 grid of 100 m blocks with a few streets missing and a diagonal avenue
+    nodes = {(i, j): (100.0 * i, 100.0 * j) for i in range(12) for j in range(12)}
+    edges = [((i, j), (i + 1, j)) for i in range(11) for j in range(12) if (i * 7 + j) % 5]
+    edges += [((i, j), (i, j + 1)) for i in range(12) for j in range(11) if (i + 3 * j) % 6]
+    edges += [((i, i), (i + 1, i + 1)) for i in range(11)]
+    return net_of(nodes, edges)
+
+
+@pytest.mark.parametrize("tile_m", [130.0, 250.0, 333.3])
+def test_tiled_union_equals_one_union(city, tile_m, monkeypatch):
+    import qyx_geo.isochrones as iso_module
+
+    f = fac({"a": (150, 420), "b": (830, 260), "c": (500, 1010)})
+    whole = isochrones(city, f, minutes=(4, 8, 12), speed_m_per_min=60, tile_m=math.inf,
+                       workers=1)
+    monkeypatch.setattr(iso_module, "TILE_MIN_POLYGONS", 0)
+    for workers in (1, 2):
+        tiled = isochrones(city, f, minutes=(4, 8, 12), speed_m_per_min=60, tile_m=tile_m,
+                           workers=workers)
+        for a, b in zip(whole.geometry, tiled.geometry, strict=True):
+            assert b.is_valid and not b.is_empty
+            assert a.symmetric_difference(b).area < 1e-6 * a.area
+            # merged across the tile sides: no more pieces than the one-piece union
+            assert shapely.get_num_geometries(b) == shapely.get_num_geometries(a)
+    per = isochrones(city, f, minutes=(4, 12), speed_m_per_min=60, dissolve=False,
+                     tile_m=tile_m)
+    ref = isochrones(city, f, minutes=(4, 12), speed_m_per_min=60, dissolve=False,
+                     tile_m=math.inf)
+    for a, b in zip(ref.geometry, per.geometry, strict=True):
+        assert a.symmetric_difference(b).area < 1e-6 * a.area
+
+
+def test_tiling_validation(grid):
+    f = fac({"a": (0, 0)})
+    with pytest.raises(SettingsError, match="tile_m"):
+        isochrones(grid, f, tile_m=0)
+    with pytest.raises(SettingsError, match="workers"):
+        isochrones(grid, f, workers=0)
