@@ -340,10 +340,22 @@ def _snapped(net: NetworkArrays, layer: Layer, max_snap_m: float, what: str) -> 
     return snap_points(net, layer, max_snap_m=max_snap_m, what=what)
 
 
-def _facility_ids(index: pd.Index, src: IntArray) -> npt.NDArray[np.object_]:
-    out = np.full(src.shape, None, dtype=object)
+def _facility_ids(index: pd.Index,
+                  src: IntArray) -> npt.NDArray[np.object_] | pd.api.extensions.ExtensionArray:
+    """Facility id per row position ``src`` (missing where ``src < 0``).
+
+    The column dtype is the one pandas infers for the ids (with a missing value if any): for
+    string ids it is found on the few facilities and the column is then built by ``take``,
+    about 4x faster than letting pandas infer it again over every node (~5 ms of a ~25 ms
+    county-wide query on pandas 3).
+    """
+    ids = np.asarray(index, dtype=object)
     hit = src >= 0
-    out[hit] = np.asarray(index, dtype=object)[src[hit]]
+    dtype = pd.Series(ids if hit.all() else np.r_[ids, [None]]).dtype
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        return pd.array(ids, dtype=dtype).take(np.where(hit, src, -1), allow_fill=True)
+    out = np.full(src.shape, None, dtype=object)
+    out[hit] = ids[src[hit]]
     return out
 
 

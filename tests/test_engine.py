@@ -328,3 +328,17 @@ def test_module_docstring_example_runs():
 
     result = doctest.testmod(qyx_geo.engine)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("ids", [["f0", "f1", "f2"], [10, 11, 12], ["f0", 11, 12.5]])
+@pytest.mark.parametrize("misses", [True, False])
+def test_facility_ids_column_as_pandas_would_infer_it(ids, misses):
+    from qyx_geo.engine import _facility_ids
+
+    src = np.array([2, -9999, 0, -1, 1, 2]) if misses else np.array([2, 0, 1, 1])
+    # what the engine used to build: an object array, left to pandas to infer (str for strings)
+    want = pd.Series(np.array([ids[k] if k >= 0 else None for k in src], dtype=object),
+                     name="facility_id")
+    got = pd.Series(_facility_ids(pd.Index(ids), src), name="facility_id")
+    pd.testing.assert_series_equal(got, want)
+    assert got.isna().tolist() == (src < 0).tolist()
