@@ -401,7 +401,10 @@ def _audit_service(
         msg = (f"The demand points lack column {svc.demand_column!r} needed by service "
                f"{svc.id!r}; columns are {list(demand.columns)!r}.")
         raise ColumnError(msg)
-    times = nearest_facility(net, layer, dsnap, settings=settings)
+    # Snap the layer here so facilities beyond the snap limit are reported, not just logged.
+    fsnap = snap_points(net, layer, max_snap_m=settings.max_snap_m,
+                        what=f"{svc.id} facilities")
+    times = nearest_facility(net, fsnap, dsnap, settings=settings)
     keep = [c for c in ("unit_code", "township_code", "pop", "pop_0_3", "pop_60p", "source")
             if c in demand.columns]
     points = gpd.GeoDataFrame(demand[keep].copy(), geometry=demand.geometry.copy(),
@@ -417,6 +420,7 @@ def _audit_service(
     county = county_summary(scored, target=target)
     county["target_note"] = note
     county["points_too_far"] = points_too_far
+    county["facilities_too_far"] = [str(i) for i in fsnap.index[fsnap["too_far"].to_numpy()]]
     gaps = coverage_gaps(points, scored, demand_column=svc.demand_column,
                          threshold_minutes=threshold)
     capacity = None

@@ -281,6 +281,7 @@ def _service_summary(audit: ServiceAudit) -> dict[str, Any]:
         "target": _target_dict(c.get("target")), "target_note": c.get("target_note"),
         "met": c.get("met"), "shortfall_units": c.get("shortfall_units"),
         "points_too_far": c.get("points_too_far"),
+        "facilities_too_far": list(c.get("facilities_too_far") or []),
         "uncovered_residents": float(audit.gaps["residents"].sum()),
         "township_ranking": [
             {"code": str(code), "name": row["name"], "rank": int(row["rank"]),
@@ -354,6 +355,12 @@ def summary_markdown(result: AuditResult, *, top: int = 30) -> str:
         if sv["points_too_far"]:
             lines.append(f"- ⚠ {sv['points_too_far']} 个居民点距路网超过吸附上限,按未覆盖计 / "
                          "demand points too far from the network count as uncovered.")
+        if sv["facilities_too_far"]:
+            ids = "、".join(sv["facilities_too_far"][:20])
+            more = " …" if len(sv["facilities_too_far"]) > 20 else ""
+            n_far = len(sv["facilities_too_far"])
+            lines.append(f"- ⚠ {n_far} 处设施距路网超过吸附上限,未参与计算 / facilities too far "
+                         f"from the network were not used: {ids}{more}")
         cap = sv.get("capacity")
         if cap:
             ct = cap["target"]

@@ -197,3 +197,23 @@ def test_network_arrays_cache_round_trip(tmp_path, monkeypatch):
     assert network_cache_key(source) != key
     network_arrays(source)
     assert len(calls) == 2
+
+
+def test_facility_beyond_snap_limit_is_reported_not_used(caplog):
+    from _audit_fixtures import _pts
+
+    from qyx_geo.report import summary_dict, summary_markdown
+
+    ds = tiny_dataset()
+    far = ds.facilities["canteen"].copy()
+    far.loc["canteen-far", :] = far.iloc[0]
+    # 5 km east of the grid: far beyond the 300 m snap limit
+    far.loc[["canteen-far"], "geometry"] = _pts([(7000, 400)], ["canteen-far"]).to_numpy()
+    far = gpd.GeoDataFrame(far, geometry="geometry", crs="EPSG:4326")
+    res = run_audit(ds, network=grid_graph(), year=2027, services=["canteen"],
+                    facilities={"canteen": far})
+    a = res.services["canteen"]
+    assert a.county["facilities_too_far"] == ["canteen-far"]
+    assert "canteen-far" not in set(a.points["facility_id"].dropna())
+    assert summary_dict(res)["services"]["canteen"]["facilities_too_far"] == ["canteen-far"]
+    assert "canteen-far" in summary_markdown(res)
