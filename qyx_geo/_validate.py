@@ -43,6 +43,7 @@ __all__ = [
     "check_code_format",
     "check_known_codes",
     "check_points_in_outline",
+    "check_township_matches_unit",
     "check_unique_ids",
     "closest",
     "normalise_codes",
@@ -301,6 +302,30 @@ def check_known_codes(codes: pd.Series, known: Mapping[str, str] | Collection[st
     msg = (f"{source_name}: column {column!r} has code(s) that are not Cixi's official 2023 units: "
            f"{_enumerate_more(bad, describe)}. Use the codes listed by `qyx info --json` / "
            "data/boundaries/villages.geojson.")
+    raise UnknownCodeError(msg)
+
+
+def check_township_matches_unit(unit_codes: pd.Series, township_codes: pd.Series,
+                                unit_townships: pd.Series, *, source_name: str,
+                                rows: RowRef = RowRef(), ids: Sequence[object] | None = None,
+                                unit_names: Mapping[str, str] | None = None) -> None:
+    """Check that each row's township code is the township of its unit code.
+
+    ``unit_townships`` maps unit code → township code (``units["township_code"]``). The message
+    names the first disagreeing row, the unit (with its name when ``unit_names`` is given), the
+    township it belongs to and how many rows disagree.
+    """
+    expected = unit_codes.map(unit_townships)
+    wrong = np.flatnonzero((expected != township_codes).to_numpy())
+    if not len(wrong):
+        return
+    i = int(wrong[0])
+    unit = unit_codes.iloc[i]
+    label = f" ({unit_names[unit]})" if unit_names and unit in unit_names else ""
+    msg = (f"{source_name}: {rows(i, ids[i] if ids is not None else None)} has township_code "
+           f"{township_codes.iloc[i]!r} but unit {unit!r}{label} belongs to "
+           f"{expected.iloc[i]!r}. Set township_code to {expected.iloc[i]!r} "
+           f"({len(wrong)} row(s) disagree).")
     raise UnknownCodeError(msg)
 
 

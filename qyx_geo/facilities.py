@@ -28,6 +28,7 @@ from qyx_geo._validate import (
     check_choice,
     check_known_codes,
     check_points_in_outline,
+    check_township_matches_unit,
     check_unique_ids,
     normalise_codes,
     plain,
@@ -172,15 +173,9 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source_name: str, layer: str |
     towns = dict(zip(units["township_code"], units["township_name"], strict=False))
     check_known_codes(df["township_code"], towns, column="township_code",
                       source_name=source_name, rows=rows, ids=ids)
-    expected = df["unit_code"].map(units["township_code"])
-    wrong = np.flatnonzero((expected != df["township_code"]).to_numpy())
-    if len(wrong):
-        i = int(wrong[0])
-        msg = (f"{source_name}: {rows(i, ids[i])} has township_code "
-               f"{df['township_code'].iloc[i]!r} but unit {df['unit_code'].iloc[i]!r} "
-               f"({units.loc[df['unit_code'].iloc[i], 'name']}) belongs to {expected.iloc[i]!r}. "
-               f"Set township_code to {expected.iloc[i]!r} ({len(wrong)} row(s) disagree).")
-        raise UnknownCodeError(msg)
+    check_township_matches_unit(df["unit_code"], df["township_code"], units["township_code"],
+                                source_name=source_name, rows=rows, ids=ids,
+                                unit_names=units["name"].to_dict())
     if outline is None:
         outline = load_outline(data_dir=data_dir).geometry.iloc[0]
     check_points_in_outline(df.geometry, outline, source_name=source_name, rows=rows, ids=ids)

@@ -262,20 +262,29 @@ def _cache_write_safe(path: Path, G: nx.MultiDiGraph) -> None:
                        "writable folder", path.parent, err)
 
 
+def _bbox_polygon(bbox: tuple[float, ...] | list[float], *, name: str) -> BaseGeometry:
+    """Return the WGS84 box of ``(west, south, east, north)``, validated."""
+    if len(bbox) != 4:
+        msg = f"{name} must be a polygon or (west, south, east, north) in degrees; got {bbox!r}"
+        raise SettingsError(msg)
+    try:
+        w, s, e, n = (float(c) for c in bbox)
+    except (TypeError, ValueError):
+        msg = f"{name} (west, south, east, north) must be numbers; got {bbox!r}"
+        raise SettingsError(msg) from None
+    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+        msg = (f"{name} must be (west, south, east, north) in degrees with west < east and "
+               f"south < north; got {bbox!r}")
+        raise SettingsError(msg)
+    return box(w, s, e, n)
+
+
 def _clip_geometry(clip: BaseGeometry | tuple[float, float, float, float] | None
                    ) -> BaseGeometry | None:
     if clip is None:
         return None
     if isinstance(clip, tuple | list):
-        if len(clip) != 4:
-            msg = f"clip must be a polygon or (west, south, east, north); got {clip!r}"
-            raise SettingsError(msg)
-        w, s, e, n = (float(c) for c in clip)
-        if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-            msg = (f"clip bbox must be (west, south, east, north) in degrees with west < east "
-                   f"and south < north; got {clip!r}")
-            raise SettingsError(msg)
-        return box(w, s, e, n)
+        return _bbox_polygon(clip, name="clip")
     if (not isinstance(clip, BaseGeometry) or clip.is_empty
             or clip.geom_type not in ("Polygon", "MultiPolygon")):
         msg = f"clip must be a WGS84 (Multi)Polygon or a bbox tuple; got {clip!r}"
@@ -474,15 +483,7 @@ def fetch_network(
     """
     _check_type(network_type)
     if isinstance(query, tuple | list):
-        if len(query) != 4:
-            msg = f"bbox must be (west, south, east, north) in degrees; got {query!r}"
-            raise SettingsError(msg)
-        w, s, e, n = (float(q) for q in query)
-        if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-            msg = (f"bbox must be (west, south, east, north) with west < east and "
-                   f"south < north; got {query!r}")
-            raise SettingsError(msg)
-        query = box(w, s, e, n)
+        query = _bbox_polygon(query, name="bbox")
     if isinstance(query, BaseGeometry):
         if query.geom_type not in ("Polygon", "MultiPolygon") or query.is_empty:
             msg = f"query geometry must be a WGS84 (Multi)Polygon; got {query.geom_type!r}"

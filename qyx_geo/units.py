@@ -34,6 +34,7 @@ from qyx_geo._validate import (
     check_code_format,
     check_known_codes,
     check_points_in_outline,
+    check_township_matches_unit,
     check_unique_ids,
     normalise_codes,
     plain,
@@ -291,14 +292,8 @@ def load_demand(*, path: str | os.PathLike[str] | None = None,
     units = load_units(data_dir=data_dir)
     check_known_codes(df["unit_code"], units["name"].to_dict(), column="unit_code",
                       source_name=name, rows=rows, ids=ids)
-    expected = df["unit_code"].map(units["township_code"])
-    wrong = np.flatnonzero((expected != df["township_code"]).to_numpy())
-    if len(wrong):
-        i = int(wrong[0])
-        msg = (f"{name}: {rows(i, ids[i])} has township_code {df['township_code'].iloc[i]!r} but "
-               f"unit {df['unit_code'].iloc[i]!r} belongs to {expected.iloc[i]!r}. Set "
-               f"township_code to {expected.iloc[i]!r} ({len(wrong)} row(s) disagree).")
-        raise UnknownCodeError(msg)
+    check_township_matches_unit(df["unit_code"], df["township_code"], units["township_code"],
+                                source_name=name, rows=rows, ids=ids)
     check_choice(df["source"], SOURCES, column="source", source_name=name, rows=rows, ids=ids)
     _check_counts(df, source_name=name, rows=rows, ids=ids)
     lon = pd.to_numeric(df["lon"], errors="coerce")

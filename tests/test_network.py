@@ -281,6 +281,10 @@ def test_fetch_validates_query():
         fetch_network((121.3, 30.1, 121.2, 30.2))
     with pytest.raises(SettingsError, match="query"):
         fetch_network("")
+    with pytest.raises(SettingsError, match="must be numbers"):
+        fetch_network(("121.2E", 30.1, 121.3, 30.2))
+    with pytest.raises(SettingsError, match=r"\(west, south, east, north\)"):
+        fetch_network((121.2, 30.1, 121.3))
 
 
 def test_fetch_uses_cached_result_offline(monkeypatch, tmp_path, tiny):
