@@ -375,15 +375,20 @@ def walkable_mask(edges: EdgeTable) -> np.ndarray:
     return (~np.isin(edges.hw, _NOT_WALKABLE)) & ((edges.flags & (FOOT_NO | PRIVATE)) == 0)
 
 
+def _walk_components(n: int, edges: EdgeTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the walkable-edge mask, each node's component and which nodes walkable edges use."""
+    walk = walkable_mask(edges)
+    graph = coo_matrix((np.ones(walk.sum()), (edges.u[walk], edges.v[walk])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    used = np.zeros(n, bool)
+    used[edges.u[walk]] = used[edges.v[walk]] = True
+    return walk, comp, used
+
+
 def _repair_connectivity(xy: np.ndarray, edges: EdgeTable) -> EdgeTable:
     """Join walkable pieces cut off by barriers or stitching to the main piece, drop tiny ones."""
     for _ in range(30):
-        walk = walkable_mask(edges)
-        n = len(xy)
-        graph = coo_matrix((np.ones(walk.sum()), (edges.u[walk], edges.v[walk])), shape=(n, n))
-        _, comp = connected_components(graph, directed=False)
-        used = np.zeros(n, bool)
-        used[edges.u[walk]] = used[edges.v[walk]] = True
+        _, comp, used = _walk_components(len(xy), edges)
         sizes = np.bincount(comp[used], minlength=comp.max() + 1)
         main = int(np.argmax(sizes))
         others = np.flatnonzero((sizes > 0) & (np.arange(len(sizes)) != main))
@@ -407,12 +412,7 @@ def _repair_connectivity(xy: np.ndarray, edges: EdgeTable) -> EdgeTable:
         # a footbridge / footpath: flagged a bridge, since it may cross a canal or road
         edges = edges.concat(EdgeTable.build(u, v, line0 + np.arange(len(u)), 0, hw=_H["path"],
                                              flags=BRIDGE))
-    walk = walkable_mask(edges)
-    n = len(xy)
-    graph = coo_matrix((np.ones(walk.sum()), (edges.u[walk], edges.v[walk])), shape=(n, n))
-    _, comp = connected_components(graph, directed=False)
-    used = np.zeros(n, bool)
-    used[edges.u[walk]] = used[edges.v[walk]] = True
+    walk, comp, used = _walk_components(len(xy), edges)
     main = int(np.argmax(np.bincount(comp[used])))
     keep = ~walk | ((comp[edges.u] == main) & (comp[edges.v] == main))
     # non-walkable edges stay only where they touch the main piece (e.g. cycle tracks)
