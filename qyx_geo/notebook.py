@@ -57,7 +57,7 @@ def inline_map(m: Any, *, height_px: int = 600) -> InlineMap:
     """
     import folium
 
-    from qyx_geo._offline import render_offline_html
+    from qyx_geo.maps._offline import render_offline_html
 
     if not isinstance(m, folium.Map):
         msg = (f"inline_map needs a folium.Map (e.g. from qyx_geo.maps.service_map), got "

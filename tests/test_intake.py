@@ -24,8 +24,8 @@ from qyx_geo._errors import (
     QyxGeoError,
     SettingsError,
 )
-from qyx_geo._names import PlaceMatcher, place_keys, recognise_headers
-from qyx_geo._readers import CellError, parse_count, parse_lonlat, parse_number
+from qyx_geo.intake._names import PlaceMatcher, place_keys, recognise_headers
+from qyx_geo.intake._readers import CellError, parse_count, parse_lonlat, parse_number
 from qyx_geo.cli import main
 from qyx_geo.facilities import validate_facilities
 from qyx_geo.intake import REPORT_COLUMNS, IntakeResult, import_register, write_intake

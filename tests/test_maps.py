@@ -18,8 +18,8 @@ from shapely.geometry import LineString
 
 from qyx_geo import maps
 from qyx_geo._errors import AssetError, ColumnError, SettingsError, UnknownCodeError
-from qyx_geo._mapparts import GAODE_URL, OSM_URL, display_isochrone
-from qyx_geo._offline import (
+from qyx_geo.maps._parts import GAODE_URL, OSM_URL, display_isochrone
+from qyx_geo.maps._offline import (
     escape_text,
     external_urls,
     gcj02_offset_grid,

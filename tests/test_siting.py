@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from qyx_geo._errors import SettingsError, SolverError
-from qyx_geo._siting_model import (
+from qyx_geo.siting._model import (
     CoverageProblem,
     gain_order,
     reduce_problem,

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     """Add the ``map`` sub-command."""
-    from qyx_geo._offline import TILE_CHOICES
+    from qyx_geo.maps._offline import TILE_CHOICES
     from qyx_geo.targets import PLAN_YEARS
 
     p = sub.add_parser(

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import shapely
 
 from qyx_geo import crs as _crs
-from qyx_geo._names import PlaceMatcher, normalise_text
+from qyx_geo.intake._names import PlaceMatcher, normalise_text
 
 __all__ = [
     "RowState",

@@ -34,7 +34,7 @@ import shapely
 from qyx_geo import _io
 from qyx_geo import crs as _crs
 from qyx_geo._errors import ColumnError, DataFileError, QyxGeoError, SettingsError
-from qyx_geo._intake_checks import (
+from qyx_geo.intake._checks import (
     RowState,
     assign_units,
     check_duplicates,
@@ -42,8 +42,8 @@ from qyx_geo._intake_checks import (
     diagnose_shift,
     fix_swaps,
 )
-from qyx_geo._names import FIELDS, normalise_header, recognise_headers
-from qyx_geo._readers import (
+from qyx_geo.intake._names import FIELDS, normalise_header, recognise_headers
+from qyx_geo.intake._readers import (
     GEOM_NOTE,
     GEOM_X,
     GEOM_Y,

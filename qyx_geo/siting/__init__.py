@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from qyx_geo._errors import NoTargetError, SettingsError, SolverError
-from qyx_geo._siting_model import (
+from qyx_geo.siting._model import (
     CoverageProblem,
     Objective,
     ReducedProblem,
@@ -41,7 +41,7 @@ from qyx_geo._siting_model import (
     solve_greedy,
     solve_milp,
 )
-from qyx_geo._siting_sites import (
+from qyx_geo.siting._sites import (
     CANDIDATE_RADIUS_SHARE,
     CANDIDATE_SPACING_M,
     audit_speed,

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from qyx_geo._errors import DataFileError
-from qyx_geo._names import count_known_headers
+from qyx_geo.intake._names import count_known_headers
 
 __all__ = ["CellError", "RawTable", "cell_text", "decode_bytes", "parse_count", "parse_lonlat",
            "parse_number", "read_table"]

@@ -2,7 +2,7 @@
 
 Every map is a :class:`folium.Map` (show it offline in Jupyter with
 :func:`qyx_geo.notebook.inline_map`) that :func:`save_map` writes as one
-self-contained HTML file: Leaflet and its styles are inlined from ``qyx_geo/_assets`` and nothing
+self-contained HTML file: Leaflet and its styles are inlined from ``qyx_geo/maps/_assets`` and nothing
 is loaded from the network unless the reader switches on an online tile layer (off by default).
 A vector basemap (county outline, township boundaries and names, main roads) keeps the map
 readable with no tiles at all. When the Gaode (高德, GCJ-02) tiles are chosen, every overlay is
@@ -33,7 +33,7 @@ import pandas as pd
 
 from qyx_geo import _io
 from qyx_geo._errors import ColumnError, SettingsError, UnknownCodeError
-from qyx_geo._mapparts import (
+from qyx_geo.maps._parts import (
     GAODE_URL,
     GAP_COLOUR,
     NOT_JUDGED_COLOUR,
@@ -54,7 +54,7 @@ from qyx_geo._mapparts import (
     synthetic_layers,
     unit_layer,
 )
-from qyx_geo._offline import AssetMode, escape_text, external_urls, render_offline_html
+from qyx_geo.maps._offline import AssetMode, escape_text, external_urls, render_offline_html
 from qyx_geo.schema import METRIC_CRS, WGS84
 from qyx_geo.services import get_service
 
@@ -463,7 +463,7 @@ def save_map(m: folium.Map, path: str | os.PathLike[str], *, assets: AssetMode =
     leaks = external_urls(page, allow=(OSM_URL.split("{")[0], GAODE_URL.split("{")[0]))
     if leaks:
         msg = (f"The map would load {leaks[:3]!r} from the network; refusing to write "
-               f"{os.fspath(path)!r}. Vendor the asset under qyx_geo/_assets.")
+               f"{os.fspath(path)!r}. Vendor the asset under qyx_geo/maps/_assets.")
         raise SettingsError(msg)
     out = _io.atomic_write_text(path, page)
     logger.info("wrote %s (%.0f kB)", out, len(page.encode("utf-8")) / 1024)

@@ -20,7 +20,7 @@ import pandas as pd
 import shapely
 
 from qyx_geo._errors import ColumnError
-from qyx_geo._offline import (
+from qyx_geo.maps._offline import (
     GAODE_URL,
     OSM_URL,
     TILE_CHOICES,

@@ -346,7 +346,7 @@ def sites_layer(result: SitingResult, *, name: str | None = None) -> folium.Feat
     except ImportError as err:  # pragma: no cover - folium is a core dependency
         msg = "sites_layer needs folium: pip install folium"
         raise ImportError(msg) from err
-    from qyx_geo._offline import escape_text
+    from qyx_geo.maps._offline import escape_text
 
     svc = result.service
     group = folium.FeatureGroup(

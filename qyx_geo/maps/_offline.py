@@ -2,7 +2,7 @@
 
 folium links Leaflet, jQuery, Bootstrap, Leaflet.awesome-markers and Font Awesome from CDNs.
 Planners open our maps on offline intranets, so :func:`render_offline_html` replaces every such
-link with the file vendored from its npm package under ``qyx_geo/_assets`` (see its README for
+link with the file vendored from its npm package under ``qyx_geo/maps/_assets`` (see its README for
 packages, versions and licences) and rewrites ``url(...)`` references of the styles to ``data:``
 URIs; :func:`qyx_geo.maps.save_map` then refuses to write a page that would load anything from
 the network.
@@ -62,7 +62,7 @@ OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 GAODE_URL = ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
              "&x={x}&y={y}&z={z}")
 
-#: folium's asset names -> vendored file (relative to ``qyx_geo/_assets``). ``None``: dropped.
+#: folium's asset names -> vendored file (relative to ``qyx_geo/maps/_assets``). ``None``: dropped.
 ASSETS: dict[str, str | None] = {
     "leaflet": "leaflet/leaflet.js",
     "leaflet_css": "leaflet/leaflet.css",
@@ -101,12 +101,12 @@ def escape_text(value: object) -> str:
 @cache
 def _asset_text(relpath: str) -> str:
     """Return a vendored file's text, ``url(...)`` made ``data:`` URIs, source-map lines removed."""
-    root = resources.files("qyx_geo") / "_assets"
+    root = resources.files("qyx_geo.maps") / "_assets"
     node = root.joinpath(*relpath.split("/"))
     try:
         text = node.read_text(encoding="utf-8")
     except FileNotFoundError as err:
-        msg = (f"Vendored asset {relpath!r} is missing from qyx_geo/_assets; reinstall qyx_geo "
+        msg = (f"Vendored asset {relpath!r} is missing from qyx_geo/maps/_assets; reinstall qyx_geo "
                f"(the package data must be included).")
         raise AssetError(msg) from err
     text = _SOURCE_MAP_RE.sub("", text)
@@ -207,8 +207,8 @@ def render_offline_html(m: folium.Map, *, assets: AssetMode = "auto") -> str:
                 for name, url in pairs:
                     if name not in ASSETS:
                         msg = (f"{type(el).__name__} needs {name!r} from {url!r}, which is not "
-                               f"vendored in qyx_geo/_assets; vendor it (npm pack) and add it to "
-                               f"qyx_geo._offline.ASSETS.")
+                               f"vendored in qyx_geo/maps/_assets; vendor it (npm pack) and add it to "
+                               f"qyx_geo.maps._offline.ASSETS.")
                         raise AssetError(msg)
                     if (kind, name) not in order:
                         order.append((kind, name))
@@ -245,7 +245,7 @@ def render_offline_html(m: folium.Map, *, assets: AssetMode = "auto") -> str:
 
 def _default_icon_script() -> str:
     """Point Leaflet's default marker icon at data: URIs (it guesses a URL from the CSS)."""
-    root = resources.files("qyx_geo") / "_assets" / "leaflet" / "images"
+    root = resources.files("qyx_geo.maps") / "_assets" / "leaflet" / "images"
     uris = {key: "data:image/png;base64," + base64.b64encode(
         root.joinpath(name).read_bytes()).decode("ascii")
         for key, name in (("iconUrl", "marker-icon.png"), ("iconRetinaUrl", "marker-icon-2x.png"),
@@ -311,7 +311,7 @@ def gcj02_shift_element(m: folium.Map, gcj_layers: list[Any], grid: Mapping[str,
     from branca.element import MacroElement
     from jinja2 import Template
 
-    code = (resources.files("qyx_geo") / "_assets" / "qyx" / "gcj02-shift.js").read_text(
+    code = (resources.files("qyx_geo.maps") / "_assets" / "qyx" / "gcj02-shift.js").read_text(
         encoding="utf-8")
     el: Any = MacroElement()
     el._name = "QyxGcjShift"
