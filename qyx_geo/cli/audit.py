@@ -17,9 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qyx_geo import _paths
 from qyx_geo._errors import SettingsError
-from qyx_geo._io import write_with
 from qyx_geo.services import get_service, service_ids
 from qyx_geo.settings import MODES, Settings
 from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
@@ -27,7 +25,7 @@ from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from qyx_geo.audit import AuditResult, ServiceAudit
+    from qyx_geo.audit import ServiceAudit
     from qyx_geo.dataset import Dataset
 
 __all__ = ["register"]
@@ -227,82 +225,6 @@ def _progress_bar(total: int) -> tuple[Callable[[str], None], Callable[[], None]
     return advance, close
 
 
-def _network_source(args: argparse.Namespace, dataset: Any) -> str | Path | None:
-    """Return the network to audit on: --network, else the dataset's ("default" if embedded)."""
-    if args.network is not None:
-        return Path(args.network)
-    path = getattr(dataset, "network_path", None)
-    if path is None:
-        return None
-    embedded = Path(dataset.data_dir).resolve() == _paths.data_dir().resolve()
-    return "default" if embedded else Path(path)
-
-
-def _network(args: argparse.Namespace, dataset: Any, *, need_roads: bool) -> tuple[Any, Any]:
-    """Return (engine arrays or graph, main roads or graph or None) for the audit and maps.
-
-    Engine arrays and main roads are cached per network file version (``cache_dir()/engine``),
-    so a repeated audit does not rebuild the graph at all.
-    """
-    from qyx_geo.audit import network_arrays, network_cache_key
-
-    source = _network_source(args, dataset)
-    if source is None:  # no network file: the dataset loads (and explains) its own
-        graph = dataset.load_network()
-        return graph, graph if need_roads else None
-    net = network_arrays(source)
-    if not need_roads:
-        return net, None
-    try:
-        from qyx_geo.maps import main_roads
-    except ImportError:
-        return net, None
-    import geopandas as gpd
-
-    path = _paths.cache_dir() / "engine" / f"{network_cache_key(source)}-roads.geojson"
-    if path.exists():
-        return net, gpd.read_file(path)
-    from qyx_geo.network import load_network
-
-    roads = main_roads(load_network(source))
-    write_with(path, lambda tmp: roads.to_file(tmp, driver="GeoJSON"))
-    return net, roads
-
-
-def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None],
-                 timings: dict[str, float], *,
-                 with_isochrones: bool = True) -> Callable[[Path], list[Path]] | None:
-    try:
-        from qyx_geo import maps
-        from qyx_geo.isochrones import isochrones
-    except ImportError as err:  # maps are optional: tables still get written
-        logger.warning("maps skipped: %s", err)
-        return None
-
-    def write(folder: Path) -> list[Path]:
-        start = time.perf_counter()
-        iso = {}
-        for sid, audit in result.services.items():
-            advance(f"等时圈 isochrones {sid}")
-            if not with_isochrones:
-                continue
-            tiers = [t for t in audit.service.tiers_minutes if t <= audit.threshold_minutes]
-            iso[sid] = isochrones(result.net, audit.facilities,  # type: ignore[arg-type]
-                                  minutes=sorted({*tiers, audit.threshold_minutes}),
-                                  settings=result.settings)
-        timings["isochrones"] = time.perf_counter() - start
-        advance("地图 maps")
-        start = time.perf_counter()
-        # one township audited: the maps zoom to it
-        codes = result.township_codes or ()
-        files = maps.write_audit_maps(result, folder, isochrones=iso if with_isochrones else False,
-                                      roads=roads, township=codes[0] if len(codes) == 1 else None)
-        timings["maps"] = time.perf_counter() - start
-        return list(files)
-
-    return write
-
-
 def _run(args: argparse.Namespace) -> int:
     """Run the audit; SIGTERM acts as KeyboardInterrupt meanwhile, so staged files are removed.
 
@@ -325,9 +247,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from qyx_geo.audit import run_audit
     from qyx_geo.dataset import load_dataset
-    from qyx_geo.report import write_report
+    from qyx_geo.pipeline import audit_to_folder
 
     started = time.perf_counter()
     services = [get_service(s).id for s in (_split(args.services) or service_ids())]
@@ -349,26 +270,17 @@ def _audit(args: argparse.Namespace) -> int:
         dataset = load_dataset(data_dir=args.data_dir)
         overrides = _registers(args, dataset, services) if args.facilities else None
         timings["load_dataset"] = time.perf_counter() - t0
-        advance("路网 network")
-        t0 = time.perf_counter()
-        network, roads = _network(args, dataset, need_roads=not args.no_maps)
-        timings["load_network"] = time.perf_counter() - t0
-        result = run_audit(dataset, year=args.year, services=services, settings=settings,
-                           facilities=overrides, network=network, townships=townships,
-                           progress=lambda step, _done, _total: advance(f"体检 {step}"))
-        writer = None if args.no_maps else _maps_writer(
-            result, roads, advance, timings, with_isochrones=not args.no_isochrones)
-        advance("写出 write")
-        t0 = time.perf_counter()
         parameters = {"argv": ["qyx", *sys.argv[1:]] if sys.argv else None,
-                      "out": str(args.out), "maps": writer is not None,
-                      "facilities": list(args.facilities), "fail_under": fail_under}
-        # the same dict: the maps writer adds its timings before run.json is rendered
-        written = write_report(result, args.out, parameters=parameters, timings_s=timings,
-                               maps_writer=writer)
-        timings["write"] = time.perf_counter() - t0
+                      "out": str(args.out), "facilities": list(args.facilities),
+                      "fail_under": fail_under}
+        run = audit_to_folder(dataset, args.out, year=args.year, services=services,
+                              settings=settings, facilities=overrides, townships=townships,
+                              network=args.network, maps=not args.no_maps,
+                              isochrones=not args.no_isochrones, parameters=parameters,
+                              timings_s=timings, progress=advance)
     finally:
         close()
+    result, written, timings = run.result, run.written, run.timings_s
 
     print(f"慈溪市“15分钟公共服务圈”体检 {result.year}年 / audit for {result.year} "
           f"(达标条件 a unit passes at ≥{100 * settings.min_share:.0f}% of residents)")

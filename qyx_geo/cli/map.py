@@ -75,12 +75,12 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     """Load the data, run the audit and return ``(folium map, audit result)`` for ``args``."""
     from qyx_geo import maps
     from qyx_geo.audit import run_audit
-    from qyx_geo.cli.audit import _network
     from qyx_geo.dataset import load_dataset
     from qyx_geo.isochrones import isochrones
+    from qyx_geo.pipeline import dataset_network
 
     ds = load_dataset(data_dir=args.data_dir)
-    net, roads = _network(args, ds, need_roads=True)  # cached arrays and main roads
+    net, roads = dataset_network(ds, args.network, need_roads=True)  # cached arrays and main roads
     result = run_audit(ds, year=args.year, services=[args.service] if args.service else None,
                        network=net, townships=[args.township] if args.township else None)
     if args.service is None:
