@@ -45,6 +45,8 @@ _EXPORTS: dict[str, str] = {
     "catchment_matrix": "engine",
     "two_step_fca": "engine",
     "isochrones": "isochrones",
+    "load_plan": "plan",
+    "Plan": "plan",
     "target_for": "targets",
     "targets_for_year": "targets",
     "load_indicators": "targets",

@@ -48,17 +48,20 @@ from qyx_geo.coverage import (
     unit_coverage,
 )
 from qyx_geo.engine import NetworkArrays, build_arrays, nearest_facility, snap_points, two_step_fca
+from qyx_geo.plan import Plan, load_plan
 from qyx_geo.schema import WGS84
 from qyx_geo.services import Service, get_service, service_ids
 from qyx_geo.settings import Settings
-from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS, target_for
+from qyx_geo.targets import PLAN_YEARS
 
 __all__ = [
+    "DEFAULT_PLAN",
     "AuditResult",
     "ProgressCallback",
     "ServiceAudit",
     "network_arrays",
     "network_cache_key",
+    "resolve_plan",
     "run_audit",
     "threshold_for",
 ]
@@ -155,6 +158,9 @@ class AuditResult:
         The engine arrays used (reuse them for isochrones, siting, further runs).
     township_codes
         Township filter applied (``None``: the whole county).
+    plan
+        The plan the units were judged against (``None``: audited without a plan — every unit
+        scored and every township ranked, no target verdicts).
     """
 
     year: int
@@ -164,20 +170,55 @@ class AuditResult:
     timings_s: dict[str, float]
     net: NetworkArrays | None = None
     township_codes: tuple[str, ...] | None = None
+    plan: Plan | None = None
 
 
-def threshold_for(service: str | Service, settings: Settings | None = None) -> float:
-    """Return the threshold in minutes for ``service``: the settings' override or the registry's."""
+#: ``plan=`` value of :func:`run_audit` meaning the embedded Cixi plan.
+DEFAULT_PLAN = "default"
+#: Why a service has no verdict when the audit runs without a plan.
+NO_PLAN_NOTE = ("无规划文件,只评分排名不判定 / audited without a plan: scored and ranked, "
+                "no verdicts")
+
+
+def threshold_for(service: str | Service, settings: Settings | None = None, *,
+                  plan: Plan | None = None) -> float:
+    """Return the threshold in minutes for ``service``.
+
+    The settings' override wins, then the ``minutes`` of the plan's coverage target for the
+    service (if the plan states one), then the registry's default.
+    """
     svc = get_service(service)
     settings = settings or Settings()
-    return float(settings.threshold_minutes.get(svc.id, svc.threshold_minutes))
+    if svc.id in settings.threshold_minutes:
+        return float(settings.threshold_minutes[svc.id])
+    spec = plan.find(svc, "coverage") if plan is not None else None
+    if spec is not None and "minutes" in spec.options:
+        return float(spec.options["minutes"])
+    return float(svc.threshold_minutes)
 
 
-def _check_year(year: object) -> int:
-    if isinstance(year, bool) or not isinstance(year, int) or not (
-            BASELINE_YEAR <= year <= PLAN_YEARS[-1]):
-        msg = (f"year must be a year of the plan, {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} (or the "
-               f"{BASELINE_YEAR} baseline), got {year!r}.")
+def resolve_plan(plan: Plan | str | os.PathLike[str] | None) -> Plan | None:
+    """Return the plan an audit is judged against.
+
+    ``"default"`` → the embedded Cixi plan, a path → :func:`qyx_geo.plan.load_plan`, a
+    :class:`Plan` as is, ``None`` → no plan.
+    """
+    if plan is None or isinstance(plan, Plan):
+        return plan
+    if isinstance(plan, str) and plan == DEFAULT_PLAN:
+        return load_plan()
+    if isinstance(plan, str | os.PathLike):
+        return load_plan(Path(plan))
+    msg = (f"plan must be a qyx_geo.plan.Plan, a plan file path, {DEFAULT_PLAN!r} or None, "
+           f"got {type(plan).__name__!r}.")
+    raise SettingsError(msg)
+
+
+def _check_year(year: object, plan: Plan | None) -> int:
+    if plan is not None:
+        return plan.check_year(year)
+    if isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 2200:
+        msg = f"year must be an integer year such as {PLAN_YEARS[-1]}, got {year!r}."
         raise SettingsError(msg)
     return year
 
@@ -255,9 +296,12 @@ def _facility_layer(dataset: _DatasetLike, service: Service,
     return layer
 
 
-def _target(service: Service, year: int, kind: str) -> tuple[Any, str | None]:
+def _target(service: Service, year: int, kind: str, plan: Plan | None,
+            ) -> tuple[Any, str | None]:
+    if plan is None:
+        return None, NO_PLAN_NOTE
     try:
-        return target_for(service, year, kind=kind), None  # type: ignore[arg-type]
+        return plan.target_for(service, year, kind=kind), None  # type: ignore[arg-type]
     except NoTargetError as err:
         return None, str(err)
 
@@ -281,6 +325,7 @@ def run_audit(
     network: nx.MultiDiGraph | NetworkArrays | None = None,
     townships: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
+    plan: Plan | str | os.PathLike[str] | None = DEFAULT_PLAN,
 ) -> AuditResult:
     """Audit every service for every village/community against the plan's targets for ``year``.
 
@@ -306,6 +351,10 @@ def run_audit(
         townships still serve their residents.
     progress
         Called as ``progress(step, done, total)`` before each step (the CLI draws a bar).
+    plan
+        The plan to judge against: ``"default"`` (the embedded Cixi plan), a plan file path or a
+        loaded :class:`~qyx_geo.plan.Plan`; ``None`` audits without a plan (every unit scored,
+        every township ranked, no target verdicts).
 
     Returns
     -------
@@ -319,7 +368,8 @@ def run_audit(
         Unknown service id or township.
     """
     total_start = time.perf_counter()
-    year = _check_year(year)
+    plan_used = resolve_plan(plan)
+    year = _check_year(year, plan_used)
     settings = settings or Settings()
     if not isinstance(settings, Settings):
         msg = f"settings must be a qyx_geo.settings.Settings, got {type(settings).__name__!r}."
@@ -368,13 +418,13 @@ def run_audit(
                 svc, year=year, settings=settings, net=net, demand=demand, dsnap=dsnap,
                 units=units, townships=township_table_in,
                 layer=_facility_layer(dataset, svc, facilities), timings=timings,
-                points_too_far=too_far)
+                points_too_far=too_far, plan=plan_used)
     timings["total"] = time.perf_counter() - total_start
     log.info("audit of %d services for %d units in %.2f s", len(svcs), len(units),
              timings["total"])
     audited = _with_layers(dataset, facilities)
     return AuditResult(year=year, settings=settings, services=results, dataset=audited,
-                       timings_s=timings, net=net, township_codes=codes)
+                       timings_s=timings, net=net, township_codes=codes, plan=plan_used)
 
 
 def _with_layers(dataset: Any, facilities: Mapping[str, gpd.GeoDataFrame] | None) -> Any:
@@ -394,9 +444,9 @@ def _audit_service(
     svc: Service, *, year: int, settings: Settings, net: NetworkArrays,
     demand: gpd.GeoDataFrame, dsnap: pd.DataFrame, units: gpd.GeoDataFrame,
     townships: pd.DataFrame, layer: gpd.GeoDataFrame, timings: dict[str, float],
-    points_too_far: int,
+    points_too_far: int, plan: Plan | None,
 ) -> ServiceAudit:
-    threshold = threshold_for(svc, settings)
+    threshold = threshold_for(svc, settings, plan=plan)
     if svc.demand_column not in demand.columns:
         msg = (f"The demand points lack column {svc.demand_column!r} needed by service "
                f"{svc.id!r}; columns are {list(demand.columns)!r}.")
@@ -414,8 +464,8 @@ def _audit_service(
     points["within"] = (points["minutes"].fillna(math.inf) <= threshold + 1e-9).to_numpy()
     scored = unit_coverage(points, units, demand_column=svc.demand_column,
                            threshold_minutes=threshold, min_share=settings.min_share,
-                           unit_kinds=svc.unit_kinds)
-    target, note = _target(svc, year, "coverage")
+                           unit_kinds=_unit_kinds(svc, plan))
+    target, note = _target(svc, year, "coverage", plan)
     towns = township_table(scored, townships, target=target)
     county = county_summary(scored, target=target)
     county["target_note"] = note
@@ -424,9 +474,9 @@ def _audit_service(
     gaps = coverage_gaps(points, scored, demand_column=svc.demand_column,
                          threshold_minutes=threshold)
     capacity = None
-    if svc.capacity_target is not None:
+    if svc.capacity_target is not None or (plan is not None and plan.find(svc, "capacity")):
         with _timed(timings, f"{svc.id}.capacity"):
-            cap_target, cap_note = _target(svc, year, "capacity")
+            cap_target, cap_note = _target(svc, year, "capacity", plan)
             access = two_step_fca(net, layer, demand, demand_col="pop",
                                   cutoff_minutes=threshold, settings=settings)
             total = float(pd.to_numeric(layer["capacity"], errors="coerce").fillna(0).sum())
@@ -437,6 +487,14 @@ def _audit_service(
     return ServiceAudit(service=svc, year=year, threshold_minutes=threshold, points=points,
                         units=scored, townships=towns, county=county, gaps=gaps,
                         capacity=capacity, facilities=layer, mode=settings.mode)
+
+
+def _unit_kinds(svc: Service, plan: Plan | None) -> tuple[str, ...] | None:
+    """Return the unit kinds judged: the plan's coverage target's, else the registry's."""
+    spec = plan.find(svc, "coverage") if plan is not None else None
+    if spec is not None and spec.unit_kinds is not None:
+        return spec.unit_kinds
+    return svc.unit_kinds
 
 
 # --------------------------------------------------------------------- engine-array cache

@@ -147,6 +147,7 @@ def audit_to_folder(
     parameters: Mapping[str, Any] | None = None,
     timings_s: Mapping[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
+    plan: Any = "default",
 ) -> AuditRun:
     """Audit ``dataset`` and write every output into ``out_dir`` (as ``qyx audit`` does).
 
@@ -168,6 +169,9 @@ def audit_to_folder(
         Timings measured before (e.g. ``load_dataset``), recorded in ``run.json``.
     progress
         Called with a short label before each step.
+    plan
+        As for :func:`qyx_geo.audit.run_audit`: ``"default"`` (the embedded plan), a plan file,
+        a :class:`~qyx_geo.plan.Plan`, or ``None`` (no plan: scored and ranked, no verdicts).
 
     Returns
     -------
@@ -184,7 +188,8 @@ def audit_to_folder(
     timings["load_network"] = time.perf_counter() - t0
     result = run_audit(dataset, year=year, services=services, settings=settings,
                        facilities=facilities, network=net, townships=townships,
-                       progress=lambda step, _done, _total: advance(f"体检 {step}"))
+                       progress=lambda step, _done, _total: advance(f"体检 {step}"),
+                       plan=plan)
     writer = _maps_writer(result, roads, advance, timings,
                           with_isochrones=isochrones) if maps else None
     advance("写出 write")

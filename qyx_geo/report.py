@@ -44,7 +44,7 @@ import pandas as pd
 from qyx_geo import __version__
 from qyx_geo._io import atomic_path
 from qyx_geo.audit import AuditResult, ServiceAudit
-from qyx_geo.targets import PLAN_PUBLISHED, PLAN_TITLE, Target, load_spatial_targets
+from qyx_geo.plan import Plan, Target
 
 __all__ = [
     "REPORT_FILES",
@@ -96,9 +96,17 @@ def _fmt_pct(value: float | None) -> str:
 def _target_dict(target: Target | None) -> dict[str, Any] | None:
     if target is None:
         return None
-    clauses = load_spatial_targets().get(target.key)
-    return {**target.to_dict(), "all_clauses": [] if clauses is None else [
-        {"location": c.location, "text": c.text} for c in clauses.clauses]}
+    return target.to_dict()
+
+
+def _plan_dict(plan: Plan | None) -> dict[str, Any] | None:
+    return None if plan is None else plan.summary()
+
+
+def _plan_line(plan: Plan | None) -> str:
+    if plan is None:
+        return "无(只评分与排名,不判定是否达标)/ none: units scored and ranked, no verdicts"
+    return f"{plan.title}(发布 {plan.published})" if plan.published else plan.title
 
 
 def _bool_zh(passes: bool, judged: bool) -> str:
@@ -300,7 +308,7 @@ def summary_dict(result: AuditResult) -> dict[str, Any]:
     return _clean({
         "title": f"慈溪市“15分钟公共服务圈”体检 {result.year}年 / Cixi 15-minute public service "
                  f"circle audit, {result.year}",
-        "year": result.year, "plan": {"title": PLAN_TITLE, "published": PLAN_PUBLISHED},
+        "year": result.year, "plan": _plan_dict(result.plan),
         "synthetic_data_notice": synthetic_notice(result),
         "scope": {"township_codes": list(result.township_codes) if result.township_codes
                   else None, "units": len(next(iter(result.services.values())).units)},
@@ -321,7 +329,7 @@ def summary_markdown(result: AuditResult, *, top: int = 30) -> str:
     lines = [f"# {s['title']}", ""]
     if s["synthetic_data_notice"]:
         lines += [f"> **{s['synthetic_data_notice']}**", ""]
-    lines += [f"规划依据 / plan: {PLAN_TITLE}(发布 {PLAN_PUBLISHED})。村(社区)达标条件:服务人群中"
+    lines += [f"规划依据 / plan: {_plan_line(result.plan)}。村(社区)达标条件:服务人群中"
               f"阈值时间内可达的比例 ≥ {100 * result.settings.min_share:.0f}% / a unit passes when "
               f"≥ {100 * result.settings.min_share:.0f}% of its residents (of the demand group) "
               "are within the threshold.", "",
@@ -423,9 +431,7 @@ def run_record(result: AuditResult, *, parameters: Mapping[str, Any] | None = No
             "network": None if net is None else {"nodes": net.n_nodes, "edges": net.n_edges,
                                                  "crs": net.crs,
                                                  "path": getattr(ds, "network_path", None)},
-            "targets": {"plan": PLAN_TITLE, "published": PLAN_PUBLISHED,
-                        "files": ["data/targets/indicators.csv",
-                                  "data/targets/spatial_targets.json"]},
+            "targets": _plan_dict(result.plan),
             "synthetic_data_notice": synthetic_notice(result),
         },
         "versions": _versions(),

@@ -59,6 +59,12 @@ class Service:
     unit_kinds: tuple[str, ...] | None = None
 
     @property
+    def target_keys(self) -> dict[str, str]:
+        """Plan target keys this service prefers, by target kind (see :meth:`Plan.find`)."""
+        keys = {"coverage": self.coverage_target, "capacity": self.capacity_target}
+        return {k: v for k, v in keys.items() if v}
+
+    @property
     def label(self) -> str:
         """Chinese label with the English one in brackets, for legends and headers."""
         return f"{self.label_zh} ({self.label_en})"

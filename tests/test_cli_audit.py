@@ -135,3 +135,22 @@ def test_one_township_maps(tiny, tmp_path):
                  "330282101", "--no-isochrones"]) == 0
     html = (tmp_path / "maps" / "clinic.html").read_text(encoding="utf-8")
     assert "二镇" in html
+
+
+def test_audit_without_a_plan(tiny, tmp_path, capsys):
+    assert main(["audit", "--out", str(tmp_path), "--no-maps", "--services", "canteen",
+                 "--no-plan"]) == 0
+    out = capsys.readouterr().out
+    assert "1/4 个村(社区)达标" in out and "without a plan" in out and "未达到" not in out
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert summary["plan"] is None
+    canteen = summary["services"]["canteen"]
+    assert canteen["target"] is None and canteen["met"] is None
+    assert [r["rank"] for r in canteen["township_ranking"]] == [1, 2]
+    md = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "无(只评分与排名" in md
+    with pytest.raises(SystemExit):  # argparse: --plan and --no-plan exclude each other
+        main(["audit", "--out", str(tmp_path), "--no-maps", "--no-plan", "--plan", "x.json"])
+    assert main(["audit", "--out", str(tmp_path / "o"), "--no-maps", "--plan",
+                 str(tmp_path / "none.json")]) == 2
+    assert "Plan file" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -178,11 +178,11 @@ def test_indicator_file_missing_or_empty(tmp_path):
 
 def test_spatial_file_errors(tmp_path):
     folder = _copy_targets(tmp_path)
-    path = folder / "spatial_targets.json"
+    path = folder / "plan.json"
     raw = json.loads(path.read_text(encoding="utf-8"))
-    del raw["targets"][0]["years"]["2025"]
+    raw["targets"][0]["years"]["2030"] = None
     path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(DataFileError, match="every plan year"):
+    with pytest.raises(DataFileError, match=r"\[2030\] outside the plan period"):
         tg.load_spatial_targets(path)
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(DataFileError, match="not valid UTF-8 JSON"):

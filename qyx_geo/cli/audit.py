@@ -46,9 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         epilog="示例 / example: qyx audit --year 2027 --out outputs --services canteen,clinic "
                "--mode elderly_walk --fail-under 0.95",
     )
-    p.add_argument("--year", type=int, default=PLAN_YEARS[-1],
+    p.add_argument("--year", type=int, default=None,
                    help=f"目标年份 / target year {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} "
-                        f"({BASELINE_YEAR} = 基期 baseline; default {PLAN_YEARS[-1]})")
+                        f"({BASELINE_YEAR} = 基期 baseline; default: the plan's last year, "
+                        f"{PLAN_YEARS[-1]})")
     p.add_argument("--out", type=Path, default=Path("outputs"), metavar="DIR",
                    help="输出目录 / output folder (default: outputs)")
     p.add_argument("--services", default=None, metavar="LIST",
@@ -81,6 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--no-isochrones", action="store_true",
                    help="地图不绘制等时圈(县域全量较慢)/ maps without isochrone layers "
                         "(computing county-wide isochrones is the slowest step)")
+    plan = p.add_mutually_exclusive_group()
+    plan.add_argument("--plan", type=Path, default=None, metavar="FILE",
+                      help="规划目标文件(qyx-plan/1 JSON,默认内置慈溪规划)/ plan file to judge "
+                           "against (default: the embedded Cixi plan; docs/targets.md)")
+    plan.add_argument("--no-plan", action="store_true",
+                      help="不对照规划:只评分与排名,不判定达标 / no plan: score and rank every "
+                           "unit, no target verdicts")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="数据目录(默认内置慈溪数据)/ dataset folder (default: embedded Cixi data)")
     p.add_argument("--network", type=Path, default=None, metavar="FILE",
@@ -246,6 +254,22 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _plan(args: argparse.Namespace) -> Any:
+    """Return the plan to judge against, or ``None``; the year is checked before slow steps."""
+    from qyx_geo.audit import resolve_plan
+
+    plan = None if args.no_plan else resolve_plan(args.plan if args.plan else "default")
+    if args.year is None:
+        args.year = plan.period[-1] if plan is not None else PLAN_YEARS[-1]
+    if plan is not None:
+        try:
+            plan.check_year(args.year)
+        except SettingsError as err:
+            msg = f"--year: {err}"
+            raise SettingsError(msg) from None
+    return plan
+
+
 def _audit(args: argparse.Namespace) -> int:
     from qyx_geo.dataset import load_dataset
     from qyx_geo.pipeline import audit_to_folder
@@ -256,10 +280,7 @@ def _audit(args: argparse.Namespace) -> int:
     townships = _split(args.townships)
     fail_under = _share("--fail-under", args.fail_under)
     settings = _settings(args, services)
-    if not isinstance(args.year, int) or not BASELINE_YEAR <= args.year <= PLAN_YEARS[-1]:
-        msg = (f"--year must be {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} (or {BASELINE_YEAR}), "
-               f"got {args.year!r}.")
-        raise SettingsError(msg)
+    plan = _plan(args)
 
     n_steps = 2 + 2 + len(services) + (0 if args.no_maps else len(services) + 1) + 1
     advance, close = _progress_bar(n_steps)
@@ -277,7 +298,7 @@ def _audit(args: argparse.Namespace) -> int:
                               settings=settings, facilities=overrides, townships=townships,
                               network=args.network, maps=not args.no_maps,
                               isochrones=not args.no_isochrones, parameters=parameters,
-                              timings_s=timings, progress=advance)
+                              timings_s=timings, progress=advance, plan=plan)
     finally:
         close()
     result, written, timings = run.result, run.written, run.timings_s

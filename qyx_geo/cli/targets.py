@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
-from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS, YearTargets, targets_for_year
+from qyx_geo.plan import YearTargets, load_plan
+from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
 
 __all__ = ["register"]
 
@@ -22,22 +24,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                     "与空间目标(附条款原文)。 Lists the plan's 21 indicators and its spatial "
                     "targets (with the clauses that set them) for one year.",
     )
-    p.add_argument("--year", type=int, default=PLAN_YEARS[-1],
+    p.add_argument("--year", type=int, default=None,
                    help=f"年份 / year, {BASELINE_YEAR} (基期 baseline) 或 {PLAN_YEARS[0]}–"
-                        f"{PLAN_YEARS[-1]} (default {PLAN_YEARS[-1]})")
+                        f"{PLAN_YEARS[-1]} (default: the plan's last year, {PLAN_YEARS[-1]})")
+    p.add_argument("--plan", type=Path, default=None, metavar="FILE",
+                   help="规划目标文件(qyx-plan/1 JSON)/ a plan file (default: the embedded Cixi "
+                        "plan; docs/targets.md)")
     p.add_argument("--json", action="store_true", help="以 JSON 输出 / print JSON")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    yt = targets_for_year(args.year)
+    plan = load_plan(args.plan)
+    yt = plan.for_year(plan.period[-1] if args.year is None else args.year)
     if args.json:
-        print(json.dumps(_as_json(yt), ensure_ascii=False, indent=2))
+        print(json.dumps({"plan": plan.summary(), **_as_json(yt)}, ensure_ascii=False, indent=2))
         return 0
-    print(f"《慈溪市公共服务“七优享”工程实施方案(2023—2027年)》{yt.year}年目标 / "
-          f"plan targets for {yt.year}")
+    print(f"《{plan.title}》{yt.year}年目标 / plan targets for {yt.year}")
     print()
-    print(f"一、五年目标表(21项指标)/ indicator table ({BASELINE_YEAR}年基期 → {yt.year}年)")
+    base = f"{plan.baseline_year}年基期 → " if plan.baseline_year else ""
+    print(f"一、指标表({len(yt.indicators)}项指标)/ indicator table ({base}{yt.year}年)")
     domain = None
     for number, row in yt.indicators.iterrows():
         if row["domain"] != domain:
@@ -54,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
             figure = f"本年度无目标 / no target (规划年份 / stated for: {stated})"
         else:
             shown = (f"{target.value:.0%}" if st.unit == "share" else f"{target.value:g}")
+            shown += "" if st.kind == "coverage" else f" [{st.kind}]"
             figure = f"{_OP_ZH[target.op]}{shown} ({target.text})"
         print(f"  ● {st.measure_zh} [{key}; {services}]: {figure}")
         print(f"    {st.measure_en}")
