@@ -52,6 +52,9 @@ __all__ = [
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "in_china",
+    "local_metric_crs",
+    "metric_crs_for",
+    "validate_metric_crs",
     "to_wgs84",
     "transform_geometry",
     "wgs84_to_bd09",
@@ -401,3 +404,86 @@ def transform_geometry(geometry: _T, *, src: CrsName, dst: CrsName) -> _T:
     msg = (f"transform_geometry: geometry must be a shapely geometry, an array of them, a "
            f"GeoSeries or a GeoDataFrame, got {type(geometry).__name__!r}.")
     raise CoordinateError(msg)
+
+
+# -- local metric CRS --------------------------------------------------------------------------
+
+#: EPSG code of CGCS2000 / 3-degree Gauss-Krüger CM 75°E; the zones up to CM 135°E follow in
+#: steps of one code per 3° (EPSG:4534 … EPSG:4554; CM 120°E is EPSG:4549).
+_GK3_FIRST_EPSG, _GK3_FIRST_CM, _GK3_LAST_CM = 4534, 75, 135
+
+
+def local_metric_crs(lon: float, lat: float) -> str:
+    """Return the local metric CRS for a place given by its WGS84 centre.
+
+    In China (the rough box of :func:`in_china`) this is the CGCS2000 3-degree Gauss-Krüger zone
+    whose central meridian is nearest (EPSG:4534–4554, no zone prefix in the easting; Cixi at
+    121.3°E gets CM 120°E, EPSG:4549): the system Chinese surveying and planning data use, with
+    a scale error below 0.03 % within a zone. Elsewhere it is the WGS 84 UTM zone that contains
+    the point, exactly as ``osmnx.project_graph`` picks it (geopandas ``estimate_utm_crs`` of
+    the centre), so graphs line up with what osmnx users get.
+
+    Examples
+    --------
+    >>> local_metric_crs(121.25, 30.17)     # Cixi
+    'EPSG:4549'
+    >>> local_metric_crs(104.07, 30.66)     # Chengdu
+    'EPSG:4544'
+    >>> local_metric_crs(24.94, 60.17)      # Helsinki
+    'EPSG:32635'
+    """
+    lon_f, lat_f = float(lon), float(lat)
+    if not (-180.0 <= lon_f <= 180.0 and -90.0 <= lat_f <= 90.0):
+        msg = (f"({lon!r}, {lat!r}) is not a WGS84 longitude/latitude in degrees; give the "
+               "centre as lon, lat")
+        raise CoordinateError(msg)
+    if bool(in_china(lon_f, lat_f)):
+        cm = min(max(round(lon_f / 3.0) * 3, _GK3_FIRST_CM), _GK3_LAST_CM)
+        return f"EPSG:{_GK3_FIRST_EPSG + (cm - _GK3_FIRST_CM) // 3}"
+    from pyproj.aoi import AreaOfInterest
+    from pyproj.database import query_utm_crs_info
+
+    found = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(
+        west_lon_degree=lon_f, south_lat_degree=lat_f, east_lon_degree=lon_f,
+        north_lat_degree=lat_f))
+    if not found:  # pragma: no cover - every point on Earth lies in a UTM zone
+        msg = f"no UTM zone found for ({lon_f}, {lat_f}); pass an explicit crs='EPSG:…'"
+        raise CoordinateError(msg)
+    return f"{found[0].auth_name}:{found[0].code}"
+
+
+def metric_crs_for(bounds: tuple[float, float, float, float] | shapely.Geometry) -> str:
+    """Return :func:`local_metric_crs` at the centre of WGS84 ``bounds`` or a WGS84 geometry.
+
+    ``bounds`` is ``(west, south, east, north)`` as ``total_bounds`` gives it; the centre of
+    the box is used, as osmnx does.
+    """
+    if isinstance(bounds, shapely.Geometry):
+        if bounds.is_empty:
+            msg = "cannot choose a metric CRS for an empty geometry; pass the area's outline"
+            raise CoordinateError(msg)
+        bounds = tuple(bounds.bounds)  # type: ignore[assignment]
+    w, s, e, n = (float(v) for v in bounds)  # type: ignore[union-attr]
+    return local_metric_crs((w + e) / 2.0, (s + n) / 2.0)
+
+
+def validate_metric_crs(crs: object, *, name: str = "crs") -> str:
+    """Return ``crs`` as ``"AUTH:CODE"`` (or WKT) if it is a projected CRS in metres, else raise.
+
+    Accepts what pyproj accepts (``"EPSG:32650"``, ``4549``, ``"epsg:4549"``, WKT, PROJ
+    strings). Geographic systems (degrees) and non-metre units are refused: every distance in
+    qyx_geo is in metres.
+    """
+    try:
+        parsed = pyproj.CRS.from_user_input(crs)
+    except (pyproj.exceptions.CRSError, TypeError, ValueError) as err:
+        msg = f"{name}={crs!r} is not a coordinate reference system pyproj knows; use e.g. EPSG:4549"
+        raise CoordinateError(msg) from err
+    units = {ax.unit_name for ax in parsed.axis_info}
+    if not parsed.is_projected or not units <= {"metre"}:
+        msg = (f"{name}={crs!r} ({parsed.name}) is not a projected CRS in metres; use a local "
+               "metric one such as a CGCS2000 3-degree Gauss-Krüger zone (EPSG:4534-4554) or a "
+               "UTM zone (EPSG:326xx/327xx)")
+        raise CoordinateError(msg)
+    auth = parsed.to_authority()
+    return f"{auth[0]}:{auth[1]}" if auth else parsed.to_wkt()

@@ -160,3 +160,56 @@ def test_transform_geometry_all_kinds() -> None:
 def test_docstring_examples() -> None:
     result = doctest.testmod(crs, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 3 and result.failed == 0
+
+
+# -- local metric CRS ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("lon", "lat", "expected"), [
+    (121.25, 30.17, "EPSG:4549"),    # Cixi: CGCS2000 3-degree GK CM 120E, as before
+    (104.07, 30.66, "EPSG:4544"),    # Chengdu: CM 105E
+    (75.99, 39.47, "EPSG:4534"),     # Kashgar: CM 75E (westernmost zone)
+    (134.3, 47.7, "EPSG:4554"),      # Fuyuan (Heilongjiang): CM 135E
+    (24.94, 60.17, "EPSG:32635"),    # Helsinki: UTM 35N
+    (11.26, 46.46, "EPSG:32632"),    # South Tyrol: UTM 32N
+    (-70.65, -33.45, "EPSG:32719"),  # Santiago de Chile: UTM 19S
+])
+def test_local_metric_crs_zones(lon: float, lat: float, expected: str) -> None:
+    import pyproj
+
+    from qyx_geo.crs import local_metric_crs
+
+    got = local_metric_crs(lon, lat)
+    assert got == expected
+    crs = pyproj.CRS.from_user_input(got)
+    # the zone's central meridian is within 1.5 degrees (GK 3-degree) or 3 degrees (UTM)
+    cm = next(p.value for p in crs.coordinate_operation.params
+              if "central meridian" in p.name.lower() or "longitude of natural origin" in p.name.lower())
+    assert abs(cm - lon) <= (1.5 if got.startswith("EPSG:45") else 3.0)
+
+
+def test_local_metric_crs_matches_osmnx_outside_china() -> None:
+    import geopandas as gpd
+    import shapely
+
+    from qyx_geo.crs import local_metric_crs
+
+    for lon, lat in [(24.94, 60.17), (-0.12, 51.5), (151.2, -33.9), (-122.27, 37.8)]:
+        pts = gpd.GeoSeries([shapely.Point(lon, lat)], crs="EPSG:4326")
+        assert local_metric_crs(lon, lat) == pts.estimate_utm_crs().to_string()
+
+
+def test_metric_crs_for_bounds_and_validation() -> None:
+    import shapely
+
+    from qyx_geo._errors import CoordinateError
+    from qyx_geo.crs import metric_crs_for, validate_metric_crs
+
+    assert metric_crs_for((121.0, 30.0, 121.5, 30.4)) == "EPSG:4549"
+    assert metric_crs_for(shapely.box(24.9, 60.1, 25.0, 60.2)) == "EPSG:32635"
+    assert validate_metric_crs("epsg:32650") == "EPSG:32650"
+    assert validate_metric_crs(4549) == "EPSG:4549"
+    for bad in ("EPSG:4326", "EPSG:2263", "not a crs"):  # degrees, US feet, nonsense
+        with pytest.raises(CoordinateError):
+            validate_metric_crs(bad)
+    with pytest.raises(CoordinateError):
+        metric_crs_for(shapely.Polygon())
