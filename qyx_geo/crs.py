@@ -54,9 +54,9 @@ __all__ = [
     "in_china",
     "local_metric_crs",
     "metric_crs_for",
-    "validate_metric_crs",
     "to_wgs84",
     "transform_geometry",
+    "validate_metric_crs",
     "wgs84_to_bd09",
     "wgs84_to_gcj02",
 ]
@@ -477,7 +477,8 @@ def validate_metric_crs(crs: object, *, name: str = "crs") -> str:
     try:
         parsed = pyproj.CRS.from_user_input(crs)
     except (pyproj.exceptions.CRSError, TypeError, ValueError) as err:
-        msg = f"{name}={crs!r} is not a coordinate reference system pyproj knows; use e.g. EPSG:4549"
+        msg = (f"{name}={crs!r} is not a coordinate reference system pyproj knows; use e.g. "
+               "EPSG:4549")
         raise CoordinateError(msg) from err
     units = {ax.unit_name for ax in parsed.axis_info}
     if not parsed.is_projected or not units <= {"metre"}:

@@ -45,8 +45,11 @@ OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml.bz2")
 
 @dataclasses.dataclass(frozen=True)
 class TagRule:
-    """One way an OSM object qualifies: every ``tags`` key has one of its values (``"*"``: any
-    value), and, when ``name_pattern`` is set, the name matches it (regular expression)."""
+    """One way an OSM object qualifies.
+
+    Every ``tags`` key has one of its values (``"*"``: any value) and, when ``name_pattern``
+    is set, the name matches it (a regular expression).
+    """
 
     tags: Mapping[str, tuple[str, ...]]
     name_pattern: str | None = None
@@ -154,8 +157,6 @@ def scan_features(path: str | Path, rules: Sequence[TagRule], *,
     DataFileError
         The file is missing or not readable OSM data (the message names the file).
     """
-    import osmium  # heavy; only for OSM files
-
     file = Path(path)
     if not file.is_file() or file.stat().st_size == 0:
         msg = f"OSM file {str(file)!r} does not exist or is empty; check the path"
@@ -219,9 +220,7 @@ def _scan(file: Path, rules: Sequence[TagRule], wanted: set[str], *,
                 _way_geometry(row, obj)
             elif tags.get("type") in ("multipolygon", "boundary"):
                 relations[obj.id] = len(rows)
-                row["problem"] = (_UNSORTED if not areas else"多边形关系的成员不全（范围外被裁掉）/ the multipolygon's members "
-                                  "are incomplete in this file (clipped extract); map it as a "
-                                  "node or use a larger extract")
+                row["problem"] = _UNSORTED if not areas else _INCOMPLETE
             else:
                 row["problem"] = (f"关系类型 {tags.get('type')!r} 无几何 / a relation of type "
                                   f"{tags.get('type')!r} has no geometry of its own; tag the "
@@ -244,6 +243,8 @@ def _scan(file: Path, rules: Sequence[TagRule], wanted: set[str], *,
     return FeatureScan(rows=frame, timestamp=stamp, objects=counts)
 
 
+_INCOMPLETE = ("多边形关系的成员不全（范围外被裁掉）/ the multipolygon's members are incomplete "
+               "in this file (clipped extract); map it as a node or use a larger extract")
 _UNSORTED = ("文件未按编号排序，无法组装多边形关系 / the file is not sorted by id, so multipolygon "
              "outlines cannot be assembled; sort it with `osmium sort FILE -o sorted.osm.pbf`")
 
