@@ -86,4 +86,4 @@ class SolverError(RuntimeError, QyxGeoError):
 
 
 class AssetError(LookupError, QyxGeoError):
-    """A script, style or font that an offline map needs is not vendored in ``qyx_geo/maps/_assets``."""
+    """A script, style or font an offline map needs is not vendored in ``qyx_geo/maps/_assets``."""

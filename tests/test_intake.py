@@ -24,11 +24,11 @@ from qyx_geo._errors import (
     QyxGeoError,
     SettingsError,
 )
-from qyx_geo.intake._names import PlaceMatcher, place_keys, recognise_headers
-from qyx_geo.intake._readers import CellError, parse_count, parse_lonlat, parse_number
 from qyx_geo.cli import main
 from qyx_geo.facilities import validate_facilities
 from qyx_geo.intake import REPORT_COLUMNS, IntakeResult, import_register, write_intake
+from qyx_geo.intake._names import PlaceMatcher, place_keys, recognise_headers
+from qyx_geo.intake._readers import CellError, parse_count, parse_lonlat, parse_number
 from qyx_geo.schema import FACILITY_COLUMNS
 
 REG = Path(__file__).parent / "fixtures" / "registers"

@@ -18,14 +18,14 @@ from shapely.geometry import LineString
 
 from qyx_geo import maps
 from qyx_geo._errors import AssetError, ColumnError, SettingsError, UnknownCodeError
-from qyx_geo.maps._parts import GAODE_URL, OSM_URL, display_isochrone
+from qyx_geo.crs import wgs84_to_gcj02
 from qyx_geo.maps._offline import (
     escape_text,
     external_urls,
     gcj02_offset_grid,
     render_offline_html,
 )
-from qyx_geo.crs import wgs84_to_gcj02
+from qyx_geo.maps._parts import GAODE_URL, OSM_URL, display_isochrone
 
 
 def _load_toy():  # the fixture module lives beside the other map fixtures

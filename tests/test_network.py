@@ -12,8 +12,6 @@ import pytest
 
 from qyx_geo import network as qn
 from qyx_geo._errors import DataFileError, NetworkError, OfflineError, QyxGeoError, SettingsError
-from qyx_geo.network._graph_ops import project_in_place
-from qyx_geo.network._osm_files import WayFilter
 from qyx_geo.cli import main as cli_main
 from qyx_geo.network import (
     cache_entries,
@@ -23,6 +21,8 @@ from qyx_geo.network import (
     network_summary,
     validate_network,
 )
+from qyx_geo.network._graph_ops import project_in_place
+from qyx_geo.network._osm_files import WayFilter
 
 FIX = Path(__file__).parent / "fixtures" / "network"
 TINY = FIX / "tiny.osm"

@@ -2,8 +2,9 @@
 
 Every map is a :class:`folium.Map` (show it offline in Jupyter with
 :func:`qyx_geo.notebook.inline_map`) that :func:`save_map` writes as one
-self-contained HTML file: Leaflet and its styles are inlined from ``qyx_geo/maps/_assets`` and nothing
-is loaded from the network unless the reader switches on an online tile layer (off by default).
+self-contained HTML file: Leaflet and its styles are inlined from ``qyx_geo/maps/_assets`` and
+nothing is loaded from the network unless the reader switches on an online tile layer (off by
+default).
 A vector basemap (county outline, township boundaries and names, main roads) keeps the map
 readable with no tiles at all. When the Gaode (高德, GCJ-02) tiles are chosen, every overlay is
 shifted WGS84 → GCJ-02 in the browser so it lines up with them.
@@ -33,6 +34,7 @@ import pandas as pd
 
 from qyx_geo import _io
 from qyx_geo._errors import ColumnError, SettingsError, UnknownCodeError
+from qyx_geo.maps._offline import AssetMode, escape_text, external_urls, render_offline_html
 from qyx_geo.maps._parts import (
     GAODE_URL,
     GAP_COLOUR,
@@ -54,7 +56,6 @@ from qyx_geo.maps._parts import (
     synthetic_layers,
     unit_layer,
 )
-from qyx_geo.maps._offline import AssetMode, escape_text, external_urls, render_offline_html
 from qyx_geo.schema import METRIC_CRS, WGS84
 from qyx_geo.services import get_service
 

@@ -106,8 +106,8 @@ def _asset_text(relpath: str) -> str:
     try:
         text = node.read_text(encoding="utf-8")
     except FileNotFoundError as err:
-        msg = (f"Vendored asset {relpath!r} is missing from qyx_geo/maps/_assets; reinstall qyx_geo "
-               f"(the package data must be included).")
+        msg = (f"Vendored asset {relpath!r} is missing from qyx_geo/maps/_assets; reinstall "
+               f"qyx_geo (the package data must be included).")
         raise AssetError(msg) from err
     text = _SOURCE_MAP_RE.sub("", text)
     if relpath.endswith(".css"):
@@ -207,8 +207,8 @@ def render_offline_html(m: folium.Map, *, assets: AssetMode = "auto") -> str:
                 for name, url in pairs:
                     if name not in ASSETS:
                         msg = (f"{type(el).__name__} needs {name!r} from {url!r}, which is not "
-                               f"vendored in qyx_geo/maps/_assets; vendor it (npm pack) and add it to "
-                               f"qyx_geo.maps._offline.ASSETS.")
+                               f"vendored in qyx_geo/maps/_assets; vendor it (npm pack) and add "
+                               f"it to qyx_geo.maps._offline.ASSETS.")
                         raise AssetError(msg)
                     if (kind, name) not in order:
                         order.append((kind, name))

@@ -51,8 +51,9 @@ from shapely.geometry.base import BaseGeometry
 
 from qyx_geo import __version__
 from qyx_geo._errors import DataFileError, NetworkError, OfflineError, SettingsError
-from qyx_geo.network._graph_ops import clip_graph, keep_largest_component, project_in_place
 from qyx_geo._io import atomic_write, atomic_write_text
+from qyx_geo._paths import cache_dir, data_dir
+from qyx_geo.network._graph_ops import clip_graph, keep_largest_component, project_in_place
 from qyx_geo.network._osm_files import (
     FORMATS,
     WayFilter,
@@ -64,7 +65,6 @@ from qyx_geo.network._osm_files import (
     read_osm_xml,
     xml_generator,
 )
-from qyx_geo._paths import cache_dir, data_dir
 from qyx_geo.schema import METRIC_CRS
 
 __all__ = [

@@ -31,6 +31,10 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from qyx_geo._errors import NoTargetError, SettingsError, SolverError
+from qyx_geo.engine import NetworkArrays, build_arrays, catchment_matrix, snap_points
+from qyx_geo.schema import WGS84
+from qyx_geo.services import Service, get_service
+from qyx_geo.settings import Settings
 from qyx_geo.siting._model import (
     CoverageProblem,
     Objective,
@@ -53,10 +57,6 @@ from qyx_geo.siting._sites import (
     sites_layer,
     write_sites,
 )
-from qyx_geo.engine import NetworkArrays, build_arrays, catchment_matrix, snap_points
-from qyx_geo.schema import WGS84
-from qyx_geo.services import Service, get_service
-from qyx_geo.settings import Settings
 
 if TYPE_CHECKING:
     from qyx_geo.audit import AuditResult, ServiceAudit
