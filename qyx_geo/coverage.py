@@ -40,6 +40,7 @@ __all__ = [
     "capacity_by_unit",
     "county_summary",
     "coverage_gaps",
+    "rank_shares",
     "shortfall_units",
     "township_table",
     "unit_coverage",
@@ -284,7 +285,23 @@ def township_table(
                                                          out["units_passing"], strict=True)]
     out["met"] = pd.array([r["met"] for r in judged_rows], dtype="boolean")
     out["shortfall_units"] = [r["shortfall_units"] for r in judged_rows]
-    key = pd.DataFrame({"a": out["share_passing"], "b": out["residents_within_share"]})
+    out["rank"] = rank_shares(out["share_passing"], out["residents_within_share"])
+    return out
+
+
+def rank_shares(share_passing: pd.Series, residents_share: pd.Series) -> pd.Series:
+    """Rank areas as the plan's 季晾晒 does: 1 = best share of passing units.
+
+    Ties are broken by the share of residents covered; equal pairs share a rank (1, 2, 2, 4).
+    Areas without a share (nothing judged) get ``<NA>``. Used for townships within a county
+    and for counties within a batch.
+
+    Returns
+    -------
+    pandas.Series
+        ``Int64`` ranks indexed like ``share_passing``.
+    """
+    key = pd.DataFrame({"a": share_passing, "b": residents_share})
     ranked = key.dropna(subset=["a"]).fillna({"b": 0.0})
     # rank on the pair (share passing, residents share): sort descending, equal pairs share a rank
     order = ranked.sort_values(["a", "b"], ascending=False, kind="mergesort")
@@ -294,8 +311,7 @@ def township_table(
         if item != prev:
             current, prev = pos, item
         ranks.append(current)
-    out["rank"] = pd.Series(ranks, index=order.index, dtype="Int64").reindex(out.index)
-    return out
+    return pd.Series(ranks, index=order.index, dtype="Int64").reindex(share_passing.index)
 
 
 def county_summary(units: pd.DataFrame, *, target: Target | None = None) -> dict[str, Any]:

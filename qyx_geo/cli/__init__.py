@@ -1,4 +1,4 @@
-"""The ``qyx`` command line: ``qyx info | audit | map | targets | network | facilities | site``.
+"""The ``qyx`` command line: ``qyx info | audit | batch | map | targets | network | …``.
 
 Each sub-command lives in its own module of this package and exposes ``register(subparsers)``,
 which adds its parser and sets ``func(args) -> int``. Only the CLI prints, configures logging
@@ -19,7 +19,7 @@ from qyx_geo._errors import QyxGeoError
 __all__ = ["build_parser", "main"]
 
 #: Sub-command modules, in the order ``qyx --help`` lists them.
-COMMANDS = ("info", "audit", "map", "targets", "network", "facilities", "site")
+COMMANDS = ("info", "audit", "batch", "map", "targets", "network", "facilities", "site")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,28 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         epilog="示例 / example: qyx audit --year 2027 --out outputs --services canteen,clinic "
                "--mode elderly_walk --fail-under 0.95",
     )
-    p.add_argument("--year", type=int, default=None,
-                   help=f"目标年份 / target year {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} "
-                        f"({BASELINE_YEAR} = 基期 baseline; default: the plan's last year, "
-                        f"{PLAN_YEARS[-1]})")
+    add_audit_options(p)
     p.add_argument("--out", type=Path, default=Path("outputs"), metavar="DIR",
                    help="输出目录 / output folder (default: outputs)")
-    p.add_argument("--services", default=None, metavar="LIST",
-                   help=f"服务,逗号分隔 / comma-separated services (default all: "
-                        f"{','.join(service_ids())})")
     p.add_argument("--townships", default=None, metavar="LIST",
                    help="只体检这些镇(街道),名称或9位代码,逗号分隔 / only these townships")
-    p.add_argument("--threshold", action="append", default=[], metavar="[SERVICE=]MIN",
-                   help="时间阈值(分钟),可按服务指定,可重复 / threshold minutes for all "
-                        "services or one (e.g. canteen=10); repeatable (default 15)")
-    p.add_argument("--mode", choices=MODES, default="walk",
-                   help="出行方式 / travel mode: walk 步行 4 km/h, elderly_walk 老年步行 3 km/h, "
-                        "cycle 骑行/电动车 15 km/h (default walk)")
-    p.add_argument("--speed", type=float, default=None, metavar="KMH",
-                   help="所选方式的速度(公里/小时)/ speed of the chosen mode in km/h")
-    p.add_argument("--min-share", type=float, default=None, metavar="SHARE",
-                   help="村(社区)达标所需覆盖居民比例 / share of residents for a unit to pass "
-                        "(default 0.8)")
     p.add_argument("--facilities", action="append", default=[], metavar="SERVICE=FILE",
                    help="用本地台账替换设施图层(XLSX/CSV/GeoJSON/GPKG),可重复 / replace a "
                         "facility layer with a register; repeatable")
@@ -132,6 +115,41 @@ def _settings(args: argparse.Namespace, services: list[str]) -> Settings:
         thresholds.update(dict.fromkeys(targets, minutes))
     changes["threshold_minutes"] = thresholds
     return Settings().replace(**changes)
+
+
+def audit_options(args: argparse.Namespace) -> tuple[list[str], Settings]:
+    """Return (service ids, settings) from the audit options shared with ``qyx batch``.
+
+    Raises
+    ------
+    SettingsError
+        A bad service, threshold, share or speed.
+    """
+    services = [get_service(s).id for s in (_split(args.services) or service_ids())]
+    services = list(dict.fromkeys(services))
+    return services, _settings(args, services)
+
+
+def add_audit_options(p: argparse.ArgumentParser) -> None:
+    """Add the options that choose what is audited and how (shared with ``qyx batch``)."""
+    p.add_argument("--year", type=int, default=None,
+                   help=f"目标年份 / target year {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} "
+                        f"({BASELINE_YEAR} = 基期 baseline; default: the plan's last year, "
+                        f"{PLAN_YEARS[-1]})")
+    p.add_argument("--services", default=None, metavar="LIST",
+                   help=f"服务,逗号分隔 / comma-separated services (default all: "
+                        f"{','.join(service_ids())})")
+    p.add_argument("--threshold", action="append", default=[], metavar="[SERVICE=]MIN",
+                   help="时间阈值(分钟),可按服务指定,可重复 / threshold minutes for all "
+                        "services or one (e.g. canteen=10); repeatable (default 15)")
+    p.add_argument("--mode", choices=MODES, default="walk",
+                   help="出行方式 / travel mode: walk 步行 4 km/h, elderly_walk 老年步行 3 km/h, "
+                        "cycle 骑行/电动车 15 km/h (default walk)")
+    p.add_argument("--speed", type=float, default=None, metavar="KMH",
+                   help="所选方式的速度(公里/小时)/ speed of the chosen mode in km/h")
+    p.add_argument("--min-share", type=float, default=None, metavar="SHARE",
+                   help="村(社区)达标所需覆盖居民比例 / share of residents for a unit to pass "
+                        "(default 0.8)")
 
 
 def _registers(args: argparse.Namespace, dataset: Dataset,
@@ -275,11 +293,9 @@ def _audit(args: argparse.Namespace) -> int:
     from qyx_geo.pipeline import audit_to_folder
 
     started = time.perf_counter()
-    services = [get_service(s).id for s in (_split(args.services) or service_ids())]
-    services = list(dict.fromkeys(services))
+    services, settings = audit_options(args)
     townships = _split(args.townships)
     fail_under = _share("--fail-under", args.fail_under)
-    settings = _settings(args, services)
     plan = _plan(args)
 
     n_steps = 2 + 2 + len(services) + (0 if args.no_maps else len(services) + 1) + 1
