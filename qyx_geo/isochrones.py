@@ -1,7 +1,19 @@
-"""Isochrones: the street bands reachable within 5/10/15 minutes, per facility or per service.
+"""Isochrones: the area reachable within 5/10/15 minutes, per service or per facility.
 
-An isochrone is the set of street centre-lines reachable within the time, *including the partial
-edge* up to the cutoff from either end (and the stretch of a facility's own edge around it),
+Two methods:
+
+``surface`` (default for a service's dissolved tiers)
+    Contours of the service's travel-time surface (:mod:`qyx_geo.surfaces`): every grid cell
+    linked to its nearest street point within the snap limit, its time = the street point's
+    network time + the off-street walk; the tiers are marching-squares contours of that grid.
+    Blocks between reached streets are in (their residents walk out to the street); open land
+    further than the snap limit from any street is out. About a second for a county.
+``exact`` (per-facility isochrones, and on request)
+    The reachable street bands, described below: exact along every street, but only the streets
+    (a county's dissolved bands take tens of seconds to unite).
+
+An exact isochrone is the set of street centre-lines reachable within the time, *including the
+partial edge* up to the cutoff from either end (and the stretch of a facility's own edge around it),
 buffered by half of the street width on each side. No convex hulls: a river or a block without
 streets stays outside.
 
@@ -16,7 +28,7 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import geopandas as gpd
 import numpy as np
@@ -37,7 +49,10 @@ from qyx_geo.engine import (
 )
 from qyx_geo.settings import Mode, Settings
 
-__all__ = ["isochrones"]
+if TYPE_CHECKING:
+    from qyx_geo.surfaces import GridLink
+
+__all__ = ["METHODS", "Method", "isochrones"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +64,9 @@ TILE_M = 2000.0
 #: Groups of at most this many buffered stretches are united in one piece.
 TILE_MIN_POLYGONS = 2000
 _POLYGON = 3  # shapely type id
+
+Method = Literal["surface", "exact"]
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 def isochrones(
@@ -66,8 +84,10 @@ def isochrones(
     batch_mib: float = BATCH_MIB,
     tile_m: float = TILE_M,
     workers: int | None = None,
+    method: Method | None = None,
+    link: GridLink | None = None,
 ) -> gpd.GeoDataFrame:
-    """Reachable street bands within each time tier, dissolved per tier or per facility.
+    """Area reachable within each time tier, dissolved per tier or per facility.
 
     Parameters
     ----------
@@ -100,6 +120,13 @@ def isochrones(
     workers
         Threads uniting tiles and per-facility bands (GEOS releases the GIL; default: the CPUs
         this process may use).
+    method
+        ``"surface"`` (contours of the travel-time surface; the default with ``dissolve=True``)
+        or ``"exact"`` (street bands; the default, and the only method, with ``dissolve=False``).
+        ``street_width_m``, ``quad_segs``, ``tile_m`` and ``workers`` apply to ``exact`` only.
+    link
+        ``surface`` only: the grid's street links from :func:`qyx_geo.surfaces.link_grid`
+        (default: made here with ``settings.surface_cell_m``); pass one to reuse it.
 
     Returns
     -------
@@ -107,11 +134,20 @@ def isochrones(
         In ``net.crs``. Columns ``minutes``, ``dist_m`` (the tier's walking distance) and
         ``geometry`` (empty where nothing is reachable), plus ``facility_id`` first when
         ``dissolve=False``. Rows: tiers ascending (per facility in input order). ``attrs``
-        record the speed and street width used.
+        record the method and the speed, and the street width (``exact``) or cell size
+        (``surface``) used.
     """
     settings = settings or Settings()
     speed = resolve_speed(settings=settings, mode=mode, speed_m_per_min=speed_m_per_min)
     tiers = _tiers(minutes)
+    chosen = _method(method, dissolve=dissolve)
+    if chosen == "surface":
+        from qyx_geo.surfaces import surface_isochrones, travel_time_surface
+
+        surface = travel_time_surface(net, facilities, cutoff_minutes=float(tiers[-1]),
+                                      settings=settings, speed_m_per_min=speed,
+                                      max_snap_m=max_snap_m, link=link)
+        return surface_isochrones(surface, minutes=tiers.tolist())
     cutoffs = np.array([_cutoff_m(t, speed) for t in tiers])
     width = settings.street_width_m if street_width_m is None else street_width_m
     if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width < np.inf:
@@ -164,8 +200,22 @@ def isochrones(
             "dist_m": np.tile(cutoffs, len(fvalid)),
         })
     out = gpd.GeoDataFrame(frame, geometry=polygons, crs=net.crs)
-    out.attrs.update({"speed_m_per_min": speed, "street_width_m": float(width)})
+    out.attrs.update({"method": "exact", "speed_m_per_min": speed,
+                      "street_width_m": float(width)})
     return out
+
+
+def _method(method: object, *, dissolve: bool) -> str:
+    if method is None:
+        return "surface" if dissolve else "exact"
+    if method not in METHODS:
+        msg = f"method must be one of {METHODS!r}, got {method!r}."
+        raise SettingsError(msg)
+    if method == "surface" and not dissolve:
+        msg = ("method='surface' draws a service's dissolved tiers (the surface holds the time "
+               "to the nearest facility); per-facility isochrones need method='exact'.")
+        raise SettingsError(msg)
+    return str(method)
 
 
 def _cpus() -> int:

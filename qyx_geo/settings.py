@@ -21,7 +21,11 @@ Defaults and why
     "service radius covers the main settlement" reading while tolerating outlying hamlets.
 ``street_width_m = 30``
     Isochrones are the reachable street centre-lines buffered by half of this width each side,
-    i.e. the frontage plots a resident can reach, not a convex hull.
+    i.e. the frontage plots a resident can reach, not a convex hull (exact isochrones).
+``surface_cell_m = 25``
+    Cell side of the travel-time surfaces (:mod:`qyx_geo.surfaces`) and of the isochrones
+    contoured from them: a 25 m cell is a house plot or a short block face, finer than the
+    300 m snap limit by an order of magnitude while a county grid stays ~5 M cells.
 """
 
 from __future__ import annotations
@@ -55,7 +59,9 @@ class Settings:
     threshold_minutes
         Per-service override of the registry's threshold, e.g. ``{"canteen": 10}``.
     street_width_m
-        Width of the street band drawn as an isochrone, metres.
+        Width of the street band drawn as an exact isochrone, metres.
+    surface_cell_m
+        Cell side of travel-time surfaces, metres.
     """
 
     walk_speed_kmh: float = 4.0
@@ -66,10 +72,11 @@ class Settings:
     min_share: float = 0.8
     threshold_minutes: Mapping[str, float] = dataclasses.field(default_factory=dict)
     street_width_m: float = 30.0
+    surface_cell_m: float = 25.0
 
     def __post_init__(self) -> None:
         for name in ("walk_speed_kmh", "elderly_walk_speed_kmh", "cycle_speed_kmh",
-                     "max_snap_m", "street_width_m"):
+                     "max_snap_m", "street_width_m", "surface_cell_m"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 msg = f"Settings.{name} must be a positive number, got {value!r}."

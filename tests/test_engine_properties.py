@@ -147,7 +147,7 @@ def test_isochrones_nest_and_are_reachable(data: st.DataObject) -> None:
     fac = points(data.draw, "f", 1, 3)
     speed = 50.0
     iso = isochrones(net, fac, minutes=(5.0, 10.0), speed_m_per_min=speed, street_width_m=10.0,
-                     max_snap_m=1e6)
+                     max_snap_m=1e6, method="exact")
     small = iso.loc[iso["minutes"] == 5.0].geometry.iloc[0]
     large = iso.loc[iso["minutes"] == 10.0].geometry.iloc[0]
     # buffers approximate round caps with chords: allow the chord gap of a 5 m radius

@@ -52,7 +52,7 @@ def grid():
 def test_partial_edge_from_a_facility_mid_street():
     net = net_of({1: (0, 0), 2: (1000, 0)}, [(1, 2)])
     iso = isochrones(net, fac({"f": (200, 0)}), minutes=(5,), speed_m_per_min=60,
-                     street_width_m=20)
+                     street_width_m=20, method="exact")
     # 300 m each way from offset 200: the stretch [0, 500] of the street
     poly = iso.geometry.iloc[0]
     assert poly.area == pytest.approx(band_area(500.0, 10.0), rel=1e-9)
@@ -62,7 +62,7 @@ def test_partial_edge_from_a_facility_mid_street():
 def test_partial_edges_from_both_ends_and_whole_edges(grid):
     # facility at the centre node: 10 min at 60 m/min = 600 m -> 4 whole spokes + 200 m beyond
     iso = isochrones(grid, fac({"f": (400, 400)}), minutes=(10,), speed_m_per_min=60,
-                     street_width_m=2)
+                     street_width_m=2, method="exact")
     poly = iso.geometry.iloc[0]
     reach = shapely.MultiLineString(
         [[(400, 400), (0, 400)], [(400, 400), (800, 400)], [(400, 400), (400, 0)],
@@ -84,7 +84,8 @@ def test_per_facility_rows_and_dissolved_union(grid):
     assert list(per.columns) == ["facility_id", "minutes", "dist_m", "geometry"]
     assert list(per["facility_id"]) == ["a", "a", "b", "b"]  # 'lost' is off the network
     assert list(per["dist_m"]) == [300.0, 600.0, 300.0, 600.0]
-    dis = isochrones(grid, f, minutes=(5, 10), speed_m_per_min=60, max_snap_m=300)
+    dis = isochrones(grid, f, minutes=(5, 10), speed_m_per_min=60, max_snap_m=300,
+                     method="exact")
     for minutes in (5, 10):
         union = shapely.union_all(per.loc[per["minutes"] == minutes].geometry.to_numpy())
         got = dis.loc[dis["minutes"] == minutes].geometry.iloc[0]
@@ -100,9 +101,11 @@ def test_facility_beyond_reach_gives_empty_polygon(grid):
 
 def test_invariant_to_order_and_crs(grid):
     f = fac({"a": (0, 10), "b": (790, 420), "c": (400, 820)})
-    base = isochrones(grid, f, minutes=(5, 15), speed_m_per_min=40)
-    shuffled = isochrones(grid, f.iloc[[2, 0, 1]], minutes=(15, 5), speed_m_per_min=40)
-    lonlat = isochrones(grid, f.to_crs("EPSG:4326"), minutes=(5, 15), speed_m_per_min=40)
+    base = isochrones(grid, f, minutes=(5, 15), speed_m_per_min=40, method="exact")
+    shuffled = isochrones(grid, f.iloc[[2, 0, 1]], minutes=(15, 5), speed_m_per_min=40,
+                          method="exact")
+    lonlat = isochrones(grid, f.to_crs("EPSG:4326"), minutes=(5, 15), speed_m_per_min=40,
+                        method="exact")
     for other in (shuffled, lonlat):
         for a, b in zip(base.geometry, other.geometry, strict=True):
             assert a.symmetric_difference(b).area < 1e-6 * a.area
@@ -130,7 +133,7 @@ def test_validation(grid):
     with pytest.raises(SettingsError, match="minutes"):
         isochrones(grid, f, minutes=(5, -1))
     with pytest.raises(SettingsError, match="street_width_m"):
-        isochrones(grid, f, street_width_m=0)
+        isochrones(grid, f, street_width_m=0, method="exact")
 
 
 @pytest.fixture
@@ -149,11 +152,11 @@ def test_tiled_union_equals_one_union(city, tile_m, monkeypatch):
 
     f = fac({"a": (150, 420), "b": (830, 260), "c": (500, 1010)})
     whole = isochrones(city, f, minutes=(4, 8, 12), speed_m_per_min=60, tile_m=math.inf,
-                       workers=1)
+                       workers=1, method="exact")
     monkeypatch.setattr(iso_module, "TILE_MIN_POLYGONS", 0)
     for workers in (1, 2):
         tiled = isochrones(city, f, minutes=(4, 8, 12), speed_m_per_min=60, tile_m=tile_m,
-                           workers=workers)
+                           workers=workers, method="exact")
         for a, b in zip(whole.geometry, tiled.geometry, strict=True):
             assert b.is_valid and not b.is_empty
             assert a.symmetric_difference(b).area < 1e-6 * a.area
@@ -170,6 +173,6 @@ def test_tiled_union_equals_one_union(city, tile_m, monkeypatch):
 def test_tiling_validation(grid):
     f = fac({"a": (0, 0)})
     with pytest.raises(SettingsError, match="tile_m"):
-        isochrones(grid, f, tile_m=0)
+        isochrones(grid, f, tile_m=0, method="exact")
     with pytest.raises(SettingsError, match="workers"):
-        isochrones(grid, f, workers=0)
+        isochrones(grid, f, workers=0, method="exact")
