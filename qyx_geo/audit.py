@@ -352,9 +352,10 @@ def run_audit(
     progress
         Called as ``progress(step, done, total)`` before each step (the CLI draws a bar).
     plan
-        The plan to judge against: ``"default"`` (the embedded Cixi plan), a plan file path or a
-        loaded :class:`~qyx_geo.plan.Plan`; ``None`` audits without a plan (every unit scored,
-        every township ranked, no target verdicts).
+        The plan to judge against: ``"default"`` (the dataset's region pack's plan — the
+        embedded Cixi plan for the default pack; none for a pack without a plan file), a plan
+        file path or a loaded :class:`~qyx_geo.plan.Plan`; ``None`` audits without a plan (every
+        unit scored, every township ranked, no target verdicts).
 
     Returns
     -------
@@ -368,6 +369,10 @@ def run_audit(
         Unknown service id or township.
     """
     total_start = time.perf_counter()
+    if isinstance(plan, str) and plan == DEFAULT_PLAN:  # the dataset's region decides
+        from qyx_geo.region import plan_source
+
+        plan = plan_source(getattr(dataset, "region", None))
     plan_used = resolve_plan(plan)
     year = _check_year(year, plan_used)
     settings = settings or Settings()

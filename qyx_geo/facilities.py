@@ -205,15 +205,20 @@ def _is_missing(v: object) -> bool:
 
 @overload
 def load_facilities(layer: str, *, path: str | os.PathLike[str] | None = ...,
-                    data_dir: str | os.PathLike[str] | None = ...) -> gpd.GeoDataFrame: ...
+                    data_dir: str | os.PathLike[str] | None = ...,
+                    units: gpd.GeoDataFrame | None = ...,
+                    outline: BaseGeometry | None = ...) -> gpd.GeoDataFrame: ...
 @overload
 def load_facilities(layer: None = ..., *, path: str | os.PathLike[str] | None = ...,
-                    data_dir: str | os.PathLike[str] | None = ...
-                    ) -> dict[str, gpd.GeoDataFrame]: ...
+                    data_dir: str | os.PathLike[str] | None = ...,
+                    units: gpd.GeoDataFrame | None = ...,
+                    outline: BaseGeometry | None = ...) -> dict[str, gpd.GeoDataFrame]: ...
 
 
 def load_facilities(layer: str | None = None, *, path: str | os.PathLike[str] | None = None,
-                    data_dir: str | os.PathLike[str] | None = None
+                    data_dir: str | os.PathLike[str] | None = None,
+                    units: gpd.GeoDataFrame | None = None,
+                    outline: BaseGeometry | None = None
                     ) -> gpd.GeoDataFrame | dict[str, gpd.GeoDataFrame]:
     """Load and validate one facility layer, or all four as a dict.
 
@@ -226,6 +231,9 @@ def load_facilities(layer: str | None = None, *, path: str | os.PathLike[str] | 
     data_dir
         Dataset folder (default: the embedded ``data/`` or ``QYX_DATA_DIR``); its units and
         outline are used for validation.
+    units, outline
+        Already loaded units and county outline (WGS84) to validate against (default: read from
+        ``data_dir``).
 
     Returns
     -------
@@ -236,13 +244,15 @@ def load_facilities(layer: str | None = None, *, path: str | os.PathLike[str] | 
         if path is not None:
             msg = "path= needs a layer: load_facilities('nursery', path=...)."
             raise ValueError(msg)
-        units = load_units(data_dir=data_dir)
-        outline = load_outline(data_dir=data_dir).geometry.iloc[0]
+        if outline is None:
+            outline = load_outline(data_dir=data_dir).geometry.iloc[0]
+        if units is None:
+            units = load_units(data_dir=data_dir, outline=outline)
         return {name: _load_one(name, None, data_dir, units, outline) for name in FACILITY_LAYERS}
     if layer not in FACILITY_LAYERS:
         msg = f"layer must be one of {list(FACILITY_LAYERS)!r} or None, got {layer!r}."
         raise UnknownServiceError(msg)
-    return _load_one(layer, path, data_dir, None, None)
+    return _load_one(layer, path, data_dir, units, outline)
 
 
 def _load_one(layer: str, path: str | os.PathLike[str] | None,

@@ -249,11 +249,28 @@ def synthetic_notice(result: AuditResult) -> str | None:
         parts.append("demand")
     if not parts:
         return None
+    name_zh, name_en = region_names(result.dataset)
     return ("⚠ 合成数据提示:本次结果部分基于生成的模拟数据(" + "、".join(
-        _part_zh(p, result) for p in parts) + "),仅用于演示方法与工具,不代表慈溪市的实际设施"
+        _part_zh(p, result) for p in parts) + f"),仅用于演示方法与工具,不代表{name_zh}的实际设施"
             "布局或覆盖水平。 / Synthetic data: parts of this audit (" + ", ".join(parts)
             + ") are generated, not observed; the figures demonstrate the method and do not "
-            "describe Cixi's actual provision.")
+            f"describe {name_en}'s actual provision.")
+
+
+def region_names(dataset: Any) -> tuple[str, str]:
+    """Return the county's (Chinese, English) names from the dataset's region pack.
+
+    Falls back to the outline's ``name`` and a neutral English word when the dataset carries no
+    pack (a hand-built dataset in a notebook or test).
+    """
+    region = getattr(dataset, "region", None)
+    if region is not None:
+        return region.name_zh, region.name_en
+    outline = getattr(dataset, "outline", None)
+    name = ""
+    if isinstance(outline, pd.DataFrame) and "name" in outline.columns and len(outline):
+        name = str(outline["name"].iloc[0])
+    return name or "本县(市、区)", "the county"
 
 
 def _clean(value: Any) -> Any:
@@ -305,9 +322,10 @@ def _service_summary(audit: ServiceAudit) -> dict[str, Any]:
 
 def summary_dict(result: AuditResult) -> dict[str, Any]:
     """Return the JSON summary: per service the county figure vs the plan's target and clause."""
+    names = region_names(result.dataset)
     return _clean({
-        "title": f"慈溪市“15分钟公共服务圈”体检 {result.year}年 / Cixi 15-minute public service "
-                 f"circle audit, {result.year}",
+        "title": f"{names[0]}“15分钟公共服务圈”体检 {result.year}年 / {names[1]} 15-minute "
+                 f"public service circle audit, {result.year}",
         "year": result.year, "plan": _plan_dict(result.plan),
         "synthetic_data_notice": synthetic_notice(result),
         "scope": {"township_codes": list(result.township_codes) if result.township_codes
@@ -431,6 +449,7 @@ def run_record(result: AuditResult, *, parameters: Mapping[str, Any] | None = No
             "network": None if net is None else {"nodes": net.n_nodes, "edges": net.n_edges,
                                                  "crs": net.crs,
                                                  "path": getattr(ds, "network_path", None)},
+            "region": ds.region.to_dict() if getattr(ds, "region", None) is not None else None,
             "targets": _plan_dict(result.plan),
             "synthetic_data_notice": synthetic_notice(result),
         },

@@ -69,8 +69,9 @@ logger = logging.getLogger(__name__)
 #: Cixi's resident population in the 7th national census (2020); the demand points sum to it.
 CENSUS_2020_POPULATION = 1_829_488
 
-#: Township kinds: 街道 (sub-district), 镇 (town), 开发区 (development zone/park).
-TOWNSHIP_KINDS = ("街道", "镇", "开发区")
+#: Township kinds: 街道 (sub-district), 镇 (town), 乡 (rural township), 开发区 (development
+#: zone/park).
+TOWNSHIP_KINDS = ("街道", "镇", "乡", "开发区")
 
 #: Columns of ``data/boundaries/demand.csv`` in file order.
 DEMAND_CSV_COLUMNS = ("id", "unit_code", "township_code", "pop", "pop_0_3", "pop_60p", "lon", "lat",
@@ -111,12 +112,16 @@ def load_outline(*, path: str | os.PathLike[str] | None = None,
         raise DataFileError(msg)
     first = gdf.iloc[0]
     return gpd.GeoDataFrame(
-        {"adcode": [str(first.get("adcode", "330282"))], "name": [str(first.get("name", "慈溪市"))],
+        {"adcode": [str(first.get("adcode", ""))], "name": [str(first.get("name", ""))],
          "source": [str(first.get("source", "unknown"))]},
         geometry=[geom], crs=WGS84)
 
 
-def _outline_geometry(data_dir: str | os.PathLike[str] | None) -> BaseGeometry:
+def _outline_or(outline: BaseGeometry | None,
+                data_dir: str | os.PathLike[str] | None) -> BaseGeometry:
+    """Return ``outline``, or the outline of ``data_dir`` when none is given."""
+    if outline is not None:
+        return outline
     return load_outline(data_dir=data_dir).geometry.iloc[0]
 
 
@@ -131,7 +136,8 @@ def _check_flags(df: pd.DataFrame, column: str, *, source_name: str, rows: RowRe
 
 
 def load_townships(*, path: str | os.PathLike[str] | None = None,
-                   data_dir: str | os.PathLike[str] | None = None) -> gpd.GeoDataFrame:
+                   data_dir: str | os.PathLike[str] | None = None,
+                   outline: BaseGeometry | None = None) -> gpd.GeoDataFrame:
     """Return the 24 township-level units indexed by their 9-digit code (WGS84).
 
     Columns are :data:`qyx_geo.schema.TOWNSHIP_COLUMNS` plus ``seat_geonames_name``,
@@ -144,6 +150,8 @@ def load_townships(*, path: str | os.PathLike[str] | None = None,
         Read this file instead of ``<data_dir>/boundaries/townships.geojson``.
     data_dir
         Dataset folder (default: the embedded ``data/`` or ``QYX_DATA_DIR``).
+    outline
+        County outline (WGS84) to check the seats against (default: read from ``data_dir``).
     """
     p = _pick(path, data_dir, "townships.geojson")
     name = str(p)
@@ -159,7 +167,7 @@ def load_townships(*, path: str | os.PathLike[str] | None = None,
                   ids=ids)
     _check_flags(gdf, "approximate", source_name=name, rows=rows, ids=ids)
     seats = gpd.GeoSeries(gpd.points_from_xy(gdf["seat_lon"], gdf["seat_lat"]), crs=WGS84)
-    check_points_in_outline(seats, _outline_geometry(data_dir), source_name=f"{name} (seats)",
+    check_points_in_outline(seats, _outline_or(outline, data_dir), source_name=f"{name} (seats)",
                             rows=rows, ids=ids)
     extra = [c for c in _TOWNSHIP_EXTRA if c in gdf.columns]
     for col in ("seat_geonames_name", "seat_geonameid"):
@@ -170,7 +178,9 @@ def load_townships(*, path: str | os.PathLike[str] | None = None,
 
 
 def load_units(*, path: str | os.PathLike[str] | None = None,
-               data_dir: str | os.PathLike[str] | None = None) -> gpd.GeoDataFrame:
+               data_dir: str | os.PathLike[str] | None = None,
+               townships: gpd.GeoDataFrame | None = None,
+               outline: BaseGeometry | None = None) -> gpd.GeoDataFrame:
     """Return the 406 villages/communities indexed by their 12-digit code (WGS84).
 
     Columns are :data:`qyx_geo.schema.UNIT_COLUMNS` plus ``centre_lon``/``centre_lat`` (the
@@ -184,6 +194,8 @@ def load_units(*, path: str | os.PathLike[str] | None = None,
         Read this file instead of ``<data_dir>/boundaries/villages.geojson``.
     data_dir
         Dataset folder; the townships of the same folder are used to check ``township_code``.
+    townships, outline
+        Already loaded townships and outline to check against (default: read from ``data_dir``).
     """
     p = _pick(path, data_dir, "villages.geojson")
     name = str(p)
@@ -196,7 +208,8 @@ def load_units(*, path: str | os.PathLike[str] | None = None,
     ids = list(gdf["code"])
     check_unique_ids(gdf["code"], source_name=name, column="code", rows=rows)
     check_code_format(gdf["code"], digits=12, column="code", source_name=name, rows=rows, ids=ids)
-    towns = load_townships(data_dir=data_dir)
+    towns = townships if townships is not None else load_townships(data_dir=data_dir,
+                                                                   outline=outline)
     check_known_codes(gdf["township_code"], towns["name"].to_dict(), column="township_code",
                       source_name=name, rows=rows, ids=ids)
     mismatch = [i for i, (c, t) in enumerate(zip(gdf["code"], gdf["township_code"], strict=True))
@@ -210,7 +223,7 @@ def load_units(*, path: str | os.PathLike[str] | None = None,
     check_choice(gdf["kind"], UNIT_KINDS, column="kind", source_name=name, rows=rows, ids=ids)
     _check_flags(gdf, "approximate", source_name=name, rows=rows, ids=ids)
     centres = gpd.GeoSeries(gpd.points_from_xy(gdf["centre_lon"], gdf["centre_lat"]), crs=WGS84)
-    check_points_in_outline(centres, _outline_geometry(data_dir),
+    check_points_in_outline(centres, _outline_or(outline, data_dir),
                             source_name=f"{name} (centres)", rows=rows, ids=ids)
     extra = [c for c in _UNIT_EXTRA if c in gdf.columns]
     out = gdf[["code", *UNIT_COLUMNS[:-1], *extra, "geometry"]].set_index("code")
@@ -265,7 +278,9 @@ def _check_counts(df: pd.DataFrame, *, source_name: str, rows: RowRef, ids: list
 
 
 def load_demand(*, path: str | os.PathLike[str] | None = None,
-                data_dir: str | os.PathLike[str] | None = None) -> gpd.GeoDataFrame:
+                data_dir: str | os.PathLike[str] | None = None,
+                units: gpd.GeoDataFrame | None = None,
+                outline: BaseGeometry | None = None) -> gpd.GeoDataFrame:
     """Return the demand points (residential clusters) indexed by ``id`` (WGS84 points).
 
     Columns are :data:`qyx_geo.schema.DEMAND_COLUMNS`: ``unit_code``, ``township_code``, ``pop``
@@ -279,6 +294,8 @@ def load_demand(*, path: str | os.PathLike[str] | None = None,
         :data:`DEMAND_CSV_COLUMNS`).
     data_dir
         Dataset folder; its units and outline are used to check codes and coordinates.
+    units, outline
+        Already loaded units and outline to check against (default: read from ``data_dir``).
     """
     p = _pick(path, data_dir, "demand.csv")
     name = str(p)
@@ -289,7 +306,8 @@ def load_demand(*, path: str | os.PathLike[str] | None = None,
     ids = list(df["id"])
     df["unit_code"] = normalise_codes(df["unit_code"])
     df["township_code"] = normalise_codes(df["township_code"])
-    units = load_units(data_dir=data_dir)
+    if units is None:
+        units = load_units(data_dir=data_dir, outline=outline)
     check_known_codes(df["unit_code"], units["name"].to_dict(), column="unit_code",
                       source_name=name, rows=rows, ids=ids)
     check_township_matches_unit(df["unit_code"], df["township_code"], units["township_code"],
@@ -299,6 +317,7 @@ def load_demand(*, path: str | os.PathLike[str] | None = None,
     lon = pd.to_numeric(df["lon"], errors="coerce")
     lat = pd.to_numeric(df["lat"], errors="coerce")
     pts = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs=WGS84)
-    check_points_in_outline(pts, _outline_geometry(data_dir), source_name=name, rows=rows, ids=ids)
+    check_points_in_outline(pts, _outline_or(outline, data_dir), source_name=name, rows=rows,
+                            ids=ids)
     out = gpd.GeoDataFrame(df[["id", *DEMAND_COLUMNS[:-1]]], geometry=pts.to_numpy(), crs=WGS84)
     return out.set_index("id")

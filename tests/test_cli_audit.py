@@ -16,7 +16,7 @@ from qyx_geo.report import REPORT_FILES
 @pytest.fixture
 def tiny(monkeypatch):
     ds = tiny_dataset()
-    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda data_dir=None: ds)
+    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda **_: ds)
     return ds
 
 

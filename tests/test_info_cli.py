@@ -74,7 +74,7 @@ def test_info_on_a_dataset_without_network(tmp_path, capsys):
 def test_info_bad_data_dir_is_a_clear_error(tmp_path, capsys):
     assert main(["info", "--data-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
-    assert "county_outline.geojson" in err and "does not exist" in err
+    assert "nowhere" in err and "is not a folder" in err and "qyx region init" in err
 
 
 def test_info_registered_in_help(capsys):

@@ -387,7 +387,7 @@ def test_cli_map_writes_the_file(tmp_path, monkeypatch, capsys):
     dataset = Dataset(outline=t.outline, townships=t.townships, units=t.units, demand=t.demand,
                       facilities=t.facilities, network_path=None, provenance={},
                       data_dir=tmp_path, network=graph)
-    monkeypatch.setattr("qyx_geo.dataset.load_dataset", lambda data_dir=None: dataset)
+    monkeypatch.setattr("qyx_geo.dataset.load_dataset", lambda **_: dataset)
     out = tmp_path / "m.html"
     code = main(["map", "--service", "canteen", "--township", "观海卫镇", "--out", str(out),
                  "--tiles", "gaode"])

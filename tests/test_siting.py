@@ -355,7 +355,7 @@ def test_cli_writes_the_sites_table_and_prints_before_after(county, tmp_path, mo
         def load_network(self):
             return ds.network
 
-    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda data_dir=None: _Loaded())
+    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda **_: _Loaded())
     out = tmp_path / "out"
     code = main(["site", "--service", "sports", "--year", "2027", "--min-share", "0.5",
                  "--out", str(out)])

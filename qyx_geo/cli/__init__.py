@@ -1,4 +1,4 @@
-"""The ``qyx`` command line: ``qyx info | audit | batch | map | targets | network | …``.
+"""The ``qyx`` command line: ``qyx info | audit | batch | map | targets | network | … | region``.
 
 Each sub-command lives in its own module of this package and exposes ``register(subparsers)``,
 which adds its parser and sets ``func(args) -> int``. Only the CLI prints, configures logging
@@ -19,15 +19,16 @@ from qyx_geo._errors import QyxGeoError
 __all__ = ["build_parser", "main"]
 
 #: Sub-command modules, in the order ``qyx --help`` lists them.
-COMMANDS = ("info", "audit", "batch", "map", "targets", "network", "facilities", "site")
+COMMANDS = ("info", "audit", "batch", "map", "targets", "network", "facilities", "site", "region")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``qyx`` argument parser with every sub-command registered."""
     parser = argparse.ArgumentParser(
         prog="qyx",
-        description="慈溪市“15分钟公共服务圈”体检工具 — qyx_geo: village-by-village audits of the "
-                    "15-minute public service circle against the 七优享 plan (2023–2027).",
+        description="县域“15分钟公共服务圈”体检工具 — qyx_geo: village-by-village audits of a "
+                    "county's 15-minute public service circle against its 七优享 plan "
+                    "(default region: the embedded pack; any other with --region DIR).",
     )
     parser.add_argument("--version", action="version", version=f"qyx_geo {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,

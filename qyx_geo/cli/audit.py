@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qyx_geo._errors import SettingsError
+from qyx_geo.cli.region import add_region_option
 from qyx_geo.services import get_service, service_ids
 from qyx_geo.settings import MODES, Settings
 from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
@@ -72,8 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     plan.add_argument("--no-plan", action="store_true",
                       help="不对照规划:只评分与排名,不判定达标 / no plan: score and rank every "
                            "unit, no target verdicts")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="数据目录(默认内置慈溪数据)/ dataset folder (default: embedded Cixi data)")
+    add_region_option(p)
     p.add_argument("--network", type=Path, default=None, metavar="FILE",
                    help="路网文件(默认数据目录中的路网)/ street network file (.osm, .osm.pbf, "
                         ".osm.bz2, .graphml)")
@@ -276,7 +276,10 @@ def _plan(args: argparse.Namespace) -> Any:
     """Return the plan to judge against, or ``None``; the year is checked before slow steps."""
     from qyx_geo.audit import resolve_plan
 
-    plan = None if args.no_plan else resolve_plan(args.plan if args.plan else "default")
+    from qyx_geo.region import plan_source, resolve_region
+
+    default = plan_source(resolve_region(args.region)) if args.plan is None else args.plan
+    plan = None if args.no_plan else resolve_plan(default)
     if args.year is None:
         args.year = plan.period[-1] if plan is not None else PLAN_YEARS[-1]
     if plan is not None:
@@ -304,7 +307,7 @@ def _audit(args: argparse.Namespace) -> int:
     try:
         advance("数据 dataset")
         t0 = time.perf_counter()
-        dataset = load_dataset(data_dir=args.data_dir)
+        dataset = load_dataset(region=args.region)
         overrides = _registers(args, dataset, services) if args.facilities else None
         timings["load_dataset"] = time.perf_counter() - t0
         parameters = {"argv": ["qyx", *sys.argv[1:]] if sys.argv else None,
@@ -319,7 +322,10 @@ def _audit(args: argparse.Namespace) -> int:
         close()
     result, written, timings = run.result, run.written, run.timings_s
 
-    print(f"慈溪市“15分钟公共服务圈”体检 {result.year}年 / audit for {result.year} "
+    from qyx_geo.report import region_names
+
+    name_zh, name_en = region_names(dataset)
+    print(f"{name_zh}“15分钟公共服务圈”体检 {result.year}年 / {name_en} audit for {result.year} "
           f"(达标条件 a unit passes at ≥{100 * settings.min_share:.0f}% of residents)")
     if result.township_codes:
         print(f"范围 scope: {', '.join(result.township_codes)}")

@@ -16,10 +16,11 @@ from typing import Any
 
 from qyx_geo import dataset as _dataset
 from qyx_geo._errors import QyxGeoError
+from qyx_geo.cli.region import add_region_option
 from qyx_geo.dataset import Dataset
 from qyx_geo.schema import FACILITY_LAYERS, UNIT_KINDS
 from qyx_geo.services import get_service
-from qyx_geo.units import CENSUS_2020_POPULATION, TOWNSHIP_KINDS
+from qyx_geo.units import TOWNSHIP_KINDS
 
 __all__ = ["dataset_summary", "network_summary", "register"]
 
@@ -39,8 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="输出 JSON / print JSON")
     p.add_argument("--no-network", action="store_true",
                    help="不加载路网（较慢）/ skip loading the street network (the slow part)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="数据目录 / dataset folder (default: the embedded data, or QYX_DATA_DIR)")
+    add_region_option(p)
     p.set_defaults(func=run)
 
 
@@ -62,17 +62,24 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
             "capacity_total": float(cap.sum()) if len(cap) else None,
             "capacity_unit": service.capacity_unit_zh,
         }
+    region = ds.region
+    declared = region.population if region is not None else {}
     return {
         "data_dir": str(ds.data_dir),
+        "region": {"code": region.code if region else None, "name_zh": ds.name_zh,
+                   "name_en": ds.name_en, "crs": region.crs if region else None},
         "townships": {"count": len(ds.townships),
                       "by_kind": {k: int((ds.townships["kind"] == k).sum())
-                                  for k in TOWNSHIP_KINDS}},
+                                  for k in TOWNSHIP_KINDS
+                                  if k != "乡" or (ds.townships["kind"] == k).any()}},
         "units": {"count": len(ds.units),
                   "by_kind": {k: int((ds.units["kind"] == k).sum()) for k in UNIT_KINDS}},
         "population": {"total": int(pop), "pop_0_3": int(young), "pop_60p": int(old),
                        "share_0_3": round(float(young / pop), 4) if pop else None,
                        "share_60p": round(float(old / pop), 4) if pop else None,
-                       "census_2020": CENSUS_2020_POPULATION, "demand_points": len(ds.demand)},
+                       "declared_total": declared.get("total"),
+                       "declared_source": declared.get("source") or None,
+                       "demand_points": len(ds.demand)},
         "facilities": facilities,
         "provenance": {k: dict(v) for k, v in ds.provenance.items()},
     }
@@ -100,14 +107,16 @@ def network_summary(ds: Dataset, *, skip: bool = False) -> dict[str, Any]:
 
 def _text(summary: dict[str, Any]) -> str:
     t, u, p = summary["townships"], summary["units"], summary["population"]
-    lines = [f"慈溪市 15分钟公共服务圈 数据集 / dataset: {summary['data_dir']}",
+    r = summary["region"]
+    lines = [f"{r['name_zh']} 15分钟公共服务圈 数据集 / {r['name_en']} dataset "
+             f"({r['code']}, {r['crs']}): {summary['data_dir']}",
              f"镇街 townships: {t['count']} ("
              + ", ".join(f"{k} {v}" for k, v in t["by_kind"].items()) + ")",
              f"村社区 units:   {u['count']} ("
              + ", ".join(f"{k} {v}" for k, v in u["by_kind"].items()) + ")"]
     if p["total"]:
         lines.append(
-            f"常住人口 residents: {p['total']:,} (2020 普查 census {p['census_2020']:,}; "
+            f"常住人口 residents: {p['total']:,} ({p['declared_source'] or '—'}; "
             f"0–3岁 {p['pop_0_3']:,} = {p['share_0_3']:.1%}, 60岁+ {p['pop_60p']:,} = "
             f"{p['share_60p']:.1%}; {p['demand_points']:,} 需求点 demand points)")
     lines.append("设施 facilities:")
@@ -137,7 +146,7 @@ def _text(summary: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print the dataset summary; return 0."""
     # looked up at call time so the loader can be swapped (tests, notebooks)
-    ds = _dataset.load_dataset(data_dir=args.data_dir)
+    ds = _dataset.load_dataset(region=args.region)
     summary = dataset_summary(ds)
     summary["network"] = network_summary(ds, skip=args.no_network)
     if args.json:

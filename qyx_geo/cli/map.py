@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     """Add the ``map`` sub-command."""
+    from qyx_geo.cli.region import add_region_option
     from qyx_geo.maps._offline import TILE_CHOICES
     from qyx_geo.targets import PLAN_YEARS
 
@@ -45,8 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                         "(default); osm, gaode = online tiles (Gaode overlays shifted to GCJ-02)")
     p.add_argument("--no-isochrones", action="store_true",
                    help="不绘制可达范围 / skip the isochrones (faster, smaller file)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="数据目录 / dataset folder (default: the embedded data, or QYX_DATA_DIR)")
+    add_region_option(p)
     p.add_argument("--network", default=None,
                    help="路网文件 / street network file (default: the dataset's network)")
     p.set_defaults(func=run)
@@ -79,7 +79,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     from qyx_geo.isochrones import isochrones
     from qyx_geo.pipeline import dataset_network
 
-    ds = load_dataset(data_dir=args.data_dir)
+    ds = load_dataset(region=args.region)
     net, roads = dataset_network(ds, args.network, need_roads=True)  # cached arrays and main roads
     result = run_audit(ds, year=args.year, services=[args.service] if args.service else None,
                        network=net, townships=[args.township] if args.township else None)

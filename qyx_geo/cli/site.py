@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qyx_geo._errors import SettingsError
+from qyx_geo.cli.region import add_region_option
 from qyx_geo.services import service_ids
 from qyx_geo.targets import PLAN_YEARS
 
@@ -52,8 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--min-share", type=float, default=None,
                    help="村社达标所需覆盖人口比例 / share of residents for a unit to pass "
                         "(default 0.8)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="数据目录(默认内置慈溪数据)/ dataset folder (default: embedded Cixi data)")
+    add_region_option(p)
     p.add_argument("--network", type=Path, default=None, metavar="FILE",
                    help="路网文件(默认数据目录中的路网)/ street network file")
     p.add_argument("--no-compare", action="store_true",
@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     from qyx_geo.siting import propose_sites, write_sites
 
     settings = Settings() if args.min_share is None else Settings(min_share=args.min_share)
-    dataset = load_dataset(data_dir=args.data_dir)
+    dataset = load_dataset(region=args.region)
     if args.network is not None:
         from qyx_geo.network import load_network
 

@@ -217,10 +217,9 @@ def _clip_to(frame: gpd.GeoDataFrame | None, area: Any) -> gpd.GeoDataFrame | No
 
 
 def _county_name(dataset: Any) -> str:
-    outline = getattr(dataset, "outline", None)
-    if isinstance(outline, pd.DataFrame) and "name" in outline and len(outline):
-        return str(outline["name"].iloc[0])
-    return "慈溪市"
+    from qyx_geo.report import region_names
+
+    return region_names(dataset)[0]
 
 
 def _facility_names(facilities: gpd.GeoDataFrame) -> dict[str, str]:

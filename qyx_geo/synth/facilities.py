@@ -165,7 +165,7 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
         rows.append(_Row("canteen", f"{tname}老年食堂", "老年食堂",
                          _round_to(rng.uniform(80, 160), 10),
                          _near(seat_xy[t], cell, 150.0, rng), "synthetic", 1))
-        if town["kind"] == "镇":
+        if town["kind"] in ("镇", "乡"):
             if not any(n.startswith(tname) for n in osm_health_centres):
                 rows.append(_Row("clinic", f"{tname}卫生院", "卫生院",
                                  _round_to(rng.uniform(20, 80), 5),

@@ -92,12 +92,14 @@ _TOWN_REACH_M = 900.0
 
 
 def township_kind(code: str) -> str:
-    """Return 街道, 镇 or 开发区 from a 9-digit township code (NBS: 0xx, 1xx–2xx, 4xx)."""
+    """Return 街道, 镇, 乡 or 开发区 from a 9-digit township code (NBS: 0xx, 1xx, 2xx, 4xx)."""
     digit = code[6]
     if digit == "0":
         return "街道"
-    if digit in "12":
+    if digit == "1":
         return "镇"
+    if digit == "2":
+        return "乡"
     return "开发区"
 
 
