@@ -22,6 +22,7 @@ and may not leave it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -114,10 +115,8 @@ class RegionFile:
         if self.path is not None:
             path = str(self.path)
             if root is not None:
-                try:
+                with contextlib.suppress(ValueError):  # outside the pack: keep absolute
                     path = self.path.relative_to(root).as_posix()
-                except ValueError:
-                    pass
         return {"path": path, "status": self.status, "source": self.source,
                 "licence": self.licence, "note": self.note}
 

@@ -1,4 +1,4 @@
-"""The ``qyx`` command line: ``qyx info | audit | batch | map | targets | network | … | region``.
+"""The ``qyx`` command line: ``qyx info | audit | batch | map | targets | … | region``.
 
 Each sub-command lives in its own module of this package and exposes ``register(subparsers)``,
 which adds its parser and sets ``func(args) -> int``. Only the CLI prints, configures logging

@@ -275,7 +275,6 @@ def _run(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> Any:
     """Return the plan to judge against, or ``None``; the year is checked before slow steps."""
     from qyx_geo.audit import resolve_plan
-
     from qyx_geo.region import plan_source, resolve_region
 
     default = plan_source(resolve_region(args.region)) if args.plan is None else args.plan
