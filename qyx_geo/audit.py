@@ -13,7 +13,6 @@ by :mod:`qyx_geo.report`, :mod:`qyx_geo.maps`, :mod:`qyx_geo.siting` and the not
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -30,7 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 import shapely
 
-from qyx_geo import __version__
+from qyx_geo import _cache
 from qyx_geo._errors import (
     ColumnError,
     DataFileError,
@@ -38,8 +37,6 @@ from qyx_geo._errors import (
     SettingsError,
     UnknownCodeError,
 )
-from qyx_geo._io import atomic_path
-from qyx_geo._paths import cache_dir
 from qyx_geo.coverage import (
     capacity_by_unit,
     county_summary,
@@ -505,7 +502,7 @@ def _unit_kinds(svc: Service, plan: Plan | None) -> tuple[str, ...] | None:
 # --------------------------------------------------------------------- engine-array cache
 
 #: Bump when the cached array layout changes.
-_ARRAYS_FORMAT = 1
+_ARRAYS_FORMAT = 2
 
 
 def _network_file(source: str | os.PathLike[str]) -> Path:
@@ -517,49 +514,50 @@ def _network_file(source: str | os.PathLike[str]) -> Path:
 
 
 def network_cache_key(source: str | os.PathLike[str] = "default") -> str:
-    """Return a key naming a network file's current version (path, size, mtime, qyx_geo version).
+    """Return the cache key of a network file's walking graph (its content, options, versions).
+
+    This is :func:`qyx_geo.network.file_cache_key` with the walking defaults: every cache derived
+    from the network (engine arrays, main roads) is keyed by it, so a changed file or package
+    version invalidates them all at once.
 
     Raises
     ------
     DataFileError
         If the file does not exist.
     """
+    from qyx_geo.network import file_cache_key
+
     path = _network_file(source)
     try:
-        stat = path.stat()
+        return file_cache_key(path)
     except OSError as err:
         msg = (f"Network file {str(path)!r} not found; generate the embedded one with "
                "`python -m qyx_geo.synth` or give an existing .osm/.osm.pbf/.graphml file.")
         raise DataFileError(msg) from err
-    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{__version__}|{_ARRAYS_FORMAT}"
-    return f"{path.name.split('.')[0]}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
-def _save_arrays(net: NetworkArrays, path: Path) -> bool:
+def _encode_arrays(net: NetworkArrays) -> dict[str, np.ndarray] | None:
     geoms = net.edge_geometry
     types = shapely.get_type_id(geoms)
     if net.node_ids.dtype == object or not (types == shapely.GeometryType.LINESTRING).all():
         log.info("engine arrays not cached: node ids or edge geometries are not plain")
-        return False
+        return None
     _, coords, (offsets,) = shapely.to_ragged_array(geoms)
     adj = net.adjacency
-    with atomic_path(path) as tmp:
-        np.savez(tmp, crs=np.array(net.crs), node_ids=net.node_ids, x=net.x, y=net.y,
-                 edge_u=net.edge_u, edge_v=net.edge_v, edge_length_m=net.edge_length_m,
-                 coords=coords, offsets=offsets, adj_data=adj.data, adj_indices=adj.indices,
-                 adj_indptr=adj.indptr, adj_shape=np.array(adj.shape))
-    return True
+    return {"crs": _cache.to_text(net.crs), "node_ids": net.node_ids, "x": net.x, "y": net.y,
+            "edge_u": net.edge_u, "edge_v": net.edge_v, "edge_length_m": net.edge_length_m,
+            "coords": coords, "offsets": offsets, "adj_data": adj.data,
+            "adj_indices": adj.indices, "adj_indptr": adj.indptr,
+            "adj_shape": np.array(adj.shape)}
 
 
-def _load_arrays(path: Path) -> NetworkArrays:
-    with np.load(path, allow_pickle=False) as z:
-        a = {k: z[k] for k in z.files}
+def _decode_arrays(a: dict[str, np.ndarray]) -> NetworkArrays:
     geoms = shapely.from_ragged_array(shapely.GeometryType.LINESTRING, a["coords"],
                                       (a["offsets"],))
     adjacency = sp.csr_matrix((a["adj_data"], a["adj_indices"], a["adj_indptr"]),
                               shape=tuple(int(n) for n in a["adj_shape"]))
-    return NetworkArrays(crs=str(a["crs"]), node_ids=a["node_ids"], x=a["x"], y=a["y"],
-                         edge_u=a["edge_u"], edge_v=a["edge_v"],
+    return NetworkArrays(crs=_cache.from_text(a["crs"]), node_ids=a["node_ids"], x=a["x"],
+                         y=a["y"], edge_u=a["edge_u"], edge_v=a["edge_v"],
                          edge_length_m=a["edge_length_m"], edge_geometry=geoms,
                          adjacency=adjacency)
 
@@ -570,8 +568,9 @@ def network_arrays(source: str | os.PathLike[str] = "default", *,
 
     On the first call the network is loaded with :func:`qyx_geo.network.load_network` (itself
     cached) and converted with :func:`qyx_geo.engine.build_arrays`; the arrays are then stored in
-    ``cache_dir()/engine`` (numpy ``.npz``, no pickle), keyed by :func:`network_cache_key`, so a
-    changed file or package version is never served stale.
+    ``cache_dir()/engine`` through :mod:`qyx_geo._cache` (numpy ``.npz``, no pickle), keyed by
+    :func:`network_cache_key`, so a changed file or package version is never served stale and a
+    damaged cache file is rebuilt with a warning.
 
     Parameters
     ----------
@@ -580,18 +579,12 @@ def network_arrays(source: str | os.PathLike[str] = "default", *,
     cache
         Read and write the arrays cache.
     """
-    path = cache_dir() / "engine" / f"{network_cache_key(source)}.npz"
-    if cache and path.exists():
-        try:
-            net = _load_arrays(path)
-        except (OSError, ValueError, KeyError) as err:
-            log.warning("ignoring unreadable engine-array cache %s (%s)", path, err)
-        else:
-            log.info("engine arrays from cache %s", path)
-            return net
     from qyx_geo.network import load_network
 
-    net = build_arrays(load_network(source))
-    if cache and _save_arrays(net, path):
-        log.info("engine arrays cached in %s", path)
-    return net
+    path = _network_file(source)
+    key = _cache.cache_key("engine", {"network": network_cache_key(source)},
+                           version=_ARRAYS_FORMAT)
+    return _cache.get_or_build(
+        "engine", path.name, key, build=lambda: build_arrays(load_network(source)),
+        encode=_encode_arrays, decode=_decode_arrays, use_cache=cache,
+        meta=lambda net: {"source": str(path), "nodes": net.n_nodes, "edges": net.n_edges})

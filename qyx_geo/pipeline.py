@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qyx_geo import _paths
-from qyx_geo._io import write_with
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -70,7 +69,7 @@ def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None,
                     need_roads: bool) -> tuple[Any, Any]:
     """Return (engine arrays or graph, main roads or graph or ``None``) for the audit and maps.
 
-    Engine arrays and main roads are cached per network file version (``cache_dir()/engine``),
+    Engine arrays and main roads are cached per network file content (:mod:`qyx_geo._cache`),
     so a repeated audit does not rebuild the graph at all.
     """
     from qyx_geo.audit import network_arrays, network_cache_key
@@ -86,15 +85,13 @@ def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None,
         from qyx_geo.maps import main_roads
     except ImportError:
         return net, None
-    import geopandas as gpd
-
-    path = _paths.cache_dir() / "engine" / f"{network_cache_key(source)}-roads.geojson"
-    if path.exists():
-        return net, gpd.read_file(path)
+    from qyx_geo import _cache
     from qyx_geo.network import load_network
 
-    roads = main_roads(load_network(source))
-    write_with(path, lambda tmp: roads.to_file(tmp, driver="GeoJSON"))
+    key = _cache.cache_key("roads", {"network": network_cache_key(source)})
+    roads = _cache.get_or_build(
+        "roads", Path(source).name, key, build=lambda: main_roads(load_network(source)),
+        encode=_cache.frame_to_arrays, decode=_cache.frame_from_arrays)
     return net, roads
 
 

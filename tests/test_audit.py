@@ -199,6 +199,33 @@ def test_network_arrays_cache_round_trip(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_engine_cache_is_rebuilt_not_fatal(tmp_path, monkeypatch, caplog, damage):
+    import qyx_geo.network
+    from qyx_geo import _cache
+    from qyx_geo.audit import network_arrays
+
+    monkeypatch.setenv("QYX_CACHE_DIR", str(tmp_path / "cache"))
+    source = tmp_path / "tiny.osm"
+    source.write_text("<osm/>", encoding="utf-8")
+    calls = []
+    monkeypatch.setattr(qyx_geo.network, "load_network",
+                        lambda src, **kw: calls.append(src) or grid_graph())
+    first = network_arrays(source)
+    (entry,) = _cache.entries("engine")
+    data = bytearray(entry.path.read_bytes())
+    if damage == "truncate":  # a run killed while copying, a full disk: zipfile.BadZipFile
+        del data[len(data) // 2:]
+    else:  # one bit flipped in the payload: a CRC or digest mismatch
+        data[len(data) // 2] ^= 0x01
+    entry.path.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        again = network_arrays(source)
+    assert "unusable" in caplog.text and len(calls) == 2
+    np.testing.assert_array_equal(again.edge_length_m, first.edge_length_m)
+    assert network_arrays(source).n_edges == first.n_edges and len(calls) == 2
+
+
 def test_facility_beyond_snap_limit_is_reported_not_used(caplog):
     from _audit_fixtures import _pts
 

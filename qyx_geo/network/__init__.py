@@ -24,21 +24,15 @@ with osmnx, fails within seconds when offline, and caches what it got.
 # ruff: noqa: N803, N806  (G for a graph, as in osmnx and networkx)
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime as dt
 import gc
-import hashlib
-import json
 import logging
 import os
-import pickle
-import shutil
 import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -49,10 +43,10 @@ import pyproj
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from qyx_geo import __version__
+from qyx_geo import __version__, _cache
 from qyx_geo._errors import DataFileError, NetworkError, OfflineError, SettingsError
-from qyx_geo._io import atomic_write, atomic_write_text
 from qyx_geo._paths import cache_dir, data_dir
+from qyx_geo.network._codec import graph_from_arrays, graph_to_arrays
 from qyx_geo.network._graph_ops import clip_graph, keep_largest_component, project_in_place
 from qyx_geo.network._osm_files import (
     FORMATS,
@@ -77,6 +71,7 @@ __all__ = [
     "clear_cache",
     "default_network_path",
     "fetch_network",
+    "file_cache_key",
     "load_network",
     "network_summary",
     "validate_network",
@@ -91,9 +86,11 @@ DEFAULT_NETWORK_PATH = Path("network") / "cixi_walk_synthetic.osm.bz2"
 #: ``generator`` prefix of files written by :mod:`qyx_geo.synth.network`.
 _SYNTH_GENERATOR = "qyx_geo.synth"
 _CACHE_SUBDIR = "networks"
+#: caches computed from a processed network (audit engine arrays, map roads)
+_DERIVED_SUBDIRS = ("engine", "roads")
 _HTTP_SUBDIR = "osmnx-http"
 # Bump when the processing below changes, so that old cached graphs are not reused.
-_PIPELINE = 2
+_PIPELINE = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,55 +119,35 @@ def _check_type(network_type: str) -> str:
     return network_type
 
 
-def _versions() -> dict[str, str]:
-    return {"qyx_geo": __version__, "osmnx": ox.__version__, "networkx": nx.__version__,
-            "pipeline": str(_PIPELINE)}
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _cache_key(identity: dict[str, Any]) -> str:
-    text = json.dumps({**identity, **_versions()}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    return _cache.cache_key(_CACHE_SUBDIR, identity, version=_PIPELINE)
 
 
-def _cache_path(label: str, key: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:60]
-    return cache_dir() / _CACHE_SUBDIR / f"{safe}-{key}.pickle"
+def _cached(label: str, key: str, build: Callable[[], nx.MultiDiGraph], *,
+            use_cache: bool) -> nx.MultiDiGraph:
+    """Return the processed graph ``label``/``key`` from the cache, or build and cache it."""
+    G = _cache.get_or_build(
+        _CACHE_SUBDIR, label, key, build=build, encode=graph_to_arrays,
+        decode=_decode, use_cache=use_cache,
+        meta=lambda G: {"source": G.graph.get("qyx_source", ""),
+                        "network_type": G.graph.get("network_type"),
+                        "nodes": len(G), "edges": G.number_of_edges()})
+    return G
 
 
-def _cache_read(path: Path) -> nx.MultiDiGraph | None:
-    if not path.exists():
-        return None
-    # our own cache file (written by _cache_write), so unpickling is safe; with the cyclic GC
-    # on, unpickling half a million dicts is ~4x slower
+def _decode(arrays: dict[str, Any]) -> nx.MultiDiGraph:
+    # with the cyclic GC on, creating half a million attribute dicts is several times slower
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        with path.open("rb") as fh:
-            G = pickle.load(fh)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as err:
-        logger.warning("ignoring unreadable cached network %s (%s)", path, err)
-        return None
+        G = graph_from_arrays(arrays)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return G if isinstance(G, nx.MultiDiGraph) else None
-
-
-def _cache_write(path: Path, G: nx.MultiDiGraph) -> None:
-    with atomic_write(path, "wb") as fh:
-        pickle.dump(G, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    meta = {"source": G.graph.get("qyx_source", ""), "network_type": G.graph.get("network_type"),
-            "nodes": len(G), "edges": G.number_of_edges(),
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **_versions()}
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, ensure_ascii=False, indent=1))
+    if G.graph.get("crs") != METRIC_CRS or G.number_of_edges() == 0:
+        msg = f"cached graph has crs {G.graph.get('crs')!r} and {G.number_of_edges()} edges"
+        raise NetworkError(msg)
+    return G
 
 
 def load_network(
@@ -236,30 +213,36 @@ def load_network(
         msg = f"network file {str(path)!r} is empty or not a file; export the network again"
         raise DataFileError(msg)
     fmt = detect_format(path)
-    key = _cache_key({"sha256": _file_sha256(path), **opts,
-                      "clip": clip_geom.wkt if clip_geom is not None else None})
-    cpath = _cache_path(path.name, key)
-    if cache and (G := _cache_read(cpath)) is not None:
-        logger.info("network %s loaded from cache %s", path, cpath)
+
+    def build() -> nx.MultiDiGraph:
+        t0 = time.perf_counter()
+        G = _read_file(path, fmt, network_type, clip_geom)
+        G = _prepare(G, label=str(path), opts=opts,
+                     synthetic=xml_generator(path).startswith(_SYNTH_GENERATOR) or None)
+        logger.info("network %s processed in %.1f s: %d nodes, %d edges", path,
+                    time.perf_counter() - t0, len(G), G.number_of_edges())
         return G
-    t0 = time.perf_counter()
-    G = _read_file(path, fmt, network_type, clip_geom)
-    G = _prepare(G, label=str(path), opts=opts,
-                 synthetic=xml_generator(path).startswith(_SYNTH_GENERATOR) or None)
-    logger.info("network %s processed in %.1f s: %d nodes, %d edges", path,
-                time.perf_counter() - t0, len(G), G.number_of_edges())
-    if cache:
-        _cache_write_safe(cpath, G)
+
+    G = _cached(path.name, file_cache_key(path, network_type=network_type, simplify=simplify,
+                                          retain_all=retain_all, clip=clip_geom),
+                build, use_cache=cache)
+    G.graph["qyx_source"] = str(path)  # the same content may have been cached from elsewhere
     return G
 
 
-def _cache_write_safe(path: Path, G: nx.MultiDiGraph) -> None:
-    """Write the cache, but never fail a load because the cache folder is not writable."""
-    try:
-        _cache_write(path, G)
-    except OSError as err:
-        logger.warning("could not cache the network in %s (%s); set QYX_CACHE_DIR to a "
-                       "writable folder", path.parent, err)
+def file_cache_key(path: str | os.PathLike[str], *, network_type: str = "walk",
+                   simplify: bool = True, retain_all: bool = False,
+                   clip: BaseGeometry | None = None) -> str:
+    """Return the cache key of the processed network of a file with these options.
+
+    The key hashes the file's *content* (SHA-256), the options, the processing pipeline's
+    version and the package versions (:func:`qyx_geo._cache.cache_key`). Caches derived from a
+    network (engine arrays, main roads) build their keys from this one, so one change of the
+    file or of any version invalidates them all.
+    """
+    return _cache_key({"sha256": _cache.file_sha256(path), "network_type": network_type,
+                       "simplify": simplify, "retain_all": retain_all,
+                       "clip": clip.wkt if clip is not None else None})
 
 
 def _bbox_polygon(bbox: tuple[float, ...] | list[float], *, name: str) -> BaseGeometry:
@@ -495,9 +478,15 @@ def fetch_network(
         msg = f"query must be a place name, a polygon or a bbox; got {query!r}"
         raise SettingsError(msg)
     opts = {"network_type": network_type, "simplify": simplify, "retain_all": retain_all}
-    cpath = _cache_path("online-" + label, _cache_key({**identity, **opts}))
-    if cache and (G := _cache_read(cpath)) is not None:
-        return G
+    return _cached("online-" + label, _cache_key({**identity, **opts}),
+                   lambda: _download(query, label, identity, opts, probe_timeout_s,
+                                     requests_timeout_s), use_cache=cache)
+
+
+def _download(query: str | BaseGeometry, label: str, identity: dict[str, Any],
+              opts: dict[str, Any], probe_timeout_s: float,
+              requests_timeout_s: float) -> nx.MultiDiGraph:
+    network_type, simplify, retain_all = opts["network_type"], opts["simplify"], opts["retain_all"]
     urls = [ox.settings.overpass_url] + ([ox.settings.nominatim_url] if "place" in identity
                                          else [])
     _probe_online(urls, probe_timeout_s)
@@ -521,39 +510,30 @@ def fetch_network(
     except ox._errors.InsufficientResponseError as err:
         msg = f"OpenStreetMap returned no {network_type} streets for {label!r}; widen the area"
         raise NetworkError(msg) from err
-    G = _prepare(G, label=f"osm:{label}", opts=opts, synthetic=False)
-    if cache:
-        _cache_write_safe(cpath, G)
-    return G
+    return _prepare(G, label=f"osm:{label}", opts=opts, synthetic=False)
 
 
 # ----------------------------------------------------------------------------- cache
 
 def cache_entries() -> list[CacheEntry]:
     """Return the processed networks in the cache, newest first."""
-    folder = cache_dir() / _CACHE_SUBDIR
-    out = []
-    for path in sorted(folder.glob("*.pickle")) if folder.exists() else []:
-        meta: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        out.append(CacheEntry(path=path, size_bytes=path.stat().st_size,
-                              source=str(meta.get("source", "?")),
-                              network_type=str(meta.get("network_type", "?")),
-                              nodes=int(meta.get("nodes", -1)), edges=int(meta.get("edges", -1)),
-                              created=str(meta.get("created", ""))))
-    return sorted(out, key=lambda e: e.created, reverse=True)
+    return [CacheEntry(path=e.path, size_bytes=e.size_bytes,
+                       source=str(e.meta.get("source", "?")),
+                       network_type=str(e.meta.get("network_type", "?")),
+                       nodes=int(e.meta.get("nodes", -1)), edges=int(e.meta.get("edges", -1)),
+                       created=e.created)
+            for e in _cache.entries(_CACHE_SUBDIR)]
 
 
 def clear_cache(*, downloads: bool = True) -> int:
-    """Delete the cached processed networks (and osmnx's HTTP cache); return files removed."""
-    removed = 0
-    for sub in (_CACHE_SUBDIR, _HTTP_SUBDIR) if downloads else (_CACHE_SUBDIR,):
-        folder = cache_dir() / sub
-        if folder.exists():
-            removed += sum(1 for p in folder.rglob("*") if p.is_file())
-            shutil.rmtree(folder)
-    return removed
+    """Delete the cached processed networks (and osmnx's HTTP cache); return files removed.
+
+    Derived caches (engine arrays, main roads) are keyed by the network's content, so they are
+    never served for another network; ``qyx network cache --clear`` removes them too.
+    """
+    kinds = (_CACHE_SUBDIR, *_DERIVED_SUBDIRS, _HTTP_SUBDIR) if downloads else (
+        _CACHE_SUBDIR, *_DERIVED_SUBDIRS)
+    return sum(_cache.clear(kind) for kind in kinds)
 
 
 #: Supported file endings, for messages and the CLI.
