@@ -17,6 +17,7 @@ __all__ = [
     "NetworkError",
     "NoTargetError",
     "OfflineError",
+    "OutputError",
     "OutsideCountyError",
     "QyxGeoError",
     "SettingsError",
@@ -68,6 +69,10 @@ class NetworkError(ValueError, QyxGeoError):
 
 class OfflineError(ConnectionError, QyxGeoError):
     """An online download was requested but the internet cannot be reached."""
+
+
+class OutputError(OSError, QyxGeoError):
+    """Outputs could not be written or committed (file held open, disk full, read-only folder)."""
 
 
 class UnknownServiceError(KeyError, QyxGeoError):

@@ -29,8 +29,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix,
-                                    dir=target.parent)
+    # the pid in the name lets a later run tell a killed writer's leftover from a live one
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.qyx{os.getpid()}-",
+                                    suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600 files; give outputs the usual permissions (0666 less the umask).

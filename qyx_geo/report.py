@@ -17,9 +17,10 @@
     Parameters and settings, data sources with their vintage and real/synthetic status, package
     and library versions, timings.
 
-Every file is written atomically, and the set is committed together: all files are rendered to
-temporary files first and renamed into place only when every one succeeded, so a failed run
-leaves neither half-written nor partial outputs behind (maps included, via ``maps_writer``).
+The files are one output set (:mod:`qyx_geo._outputs`): all are rendered into a staging folder
+first and committed together only when every one succeeded — a failed or killed run leaves
+neither half-written nor mixed outputs behind (maps included, via ``maps_writer``), and files of
+an earlier audit that this run does not write again are removed.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ import logging
 import math
 import os
 import platform
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from qyx_geo import __version__
-from qyx_geo._io import atomic_path
+from qyx_geo._outputs import output_set
 from qyx_geo.audit import AuditResult, ServiceAudit
 from qyx_geo.plan import Plan, Target
 
@@ -458,12 +457,6 @@ def run_record(result: AuditResult, *, parameters: Mapping[str, Any] | None = No
     })
 
 
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_report(
     result: AuditResult,
     out_dir: str | os.PathLike[str],
@@ -479,7 +472,10 @@ def write_report(
     result
         The audit (:func:`qyx_geo.audit.run_audit`).
     out_dir
-        Output folder (created if needed). Existing files of the same names are replaced.
+        Output folder (created if needed). The run owns the files it writes there: an earlier
+        audit's files are replaced, and those this run does not write again (maps after
+        ``--no-maps``, fewer services) are removed; other files are never touched
+        (:mod:`qyx_geo._outputs`).
     parameters
         Extra run parameters for ``run.json`` (e.g. the command line).
     timings_s
@@ -489,55 +485,44 @@ def write_report(
         ``lambda d: qyx_geo.maps.write_audit_maps(result, d)``). They are moved to
         ``out_dir/maps`` with the other files once everything succeeded.
 
+    Raises
+    ------
+    OutputError
+        The set could not be committed (a file held open, disk full); nothing changed.
+
     Returns
     -------
     list of pathlib.Path
         The files written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     villages = coverage_table(result)
     towns = township_summary_table(result)
     zh_v = _zh_columns(villages, result)
-    staging = Path(tempfile.mkdtemp(prefix=".qyx-maps.", dir=out)) if maps_writer else None
-    written: list[Path] = []
-    try:
-        map_files = [Path(p) for p in maps_writer(staging)] if maps_writer and staging else []
-        temporaries: list[Path] = []
-        with contextlib.ExitStack() as stack:
-            def tmp(name: str) -> Path:
-                written.append(out / name)
-                temporaries.append(stack.enter_context(atomic_path(out / name)))
-                return temporaries[-1]
-
-            villages.to_csv(tmp("coverage_villages.csv"), encoding="utf-8-sig")
-            _write_xlsx(tmp("coverage_villages.xlsx"), {
-                "村(社区)覆盖": _excel_frame(villages, result),
-                "字段说明": _column_sheet(villages, zh_v)})
-            towns.to_csv(tmp("townships.csv"), encoding="utf-8-sig")
-            sheets = {"镇(街道)汇总": _excel_frame(towns, result)}
-            for sid, audit in result.services.items():
-                ranked = audit.townships.sort_values(["rank", "name"], na_position="last")
-                cols = ["name", "units_judged", "units_passing", "share_passing", "rank", "met",
-                        "shortfall_units"]
-                sheet = ranked[cols].rename(columns={c: f"{sid}_{c}" for c in cols[1:]})
-                sheet.index.name = "township_code"
-                sheets[f"{audit.service.label_zh}排名"] = _excel_frame(
-                    sheet.rename(columns={"name": "township_name"}), result)
-            _write_xlsx(tmp("townships.xlsx"), sheets)
-            tmp("summary.json").write_text(json.dumps(summary_dict(result), ensure_ascii=False,
-                                                      indent=2), encoding="utf-8")
-            tmp("summary.md").write_text(summary_markdown(result), encoding="utf-8")
-            record = run_record(result, parameters=parameters, timings_s=timings_s)
-            tmp("run.json").write_text(json.dumps(record, ensure_ascii=False, indent=2),
-                                       encoding="utf-8")
-            for f in map_files:  # staged maps join the same all-or-nothing set
-                shutil.copyfile(f, tmp(f"maps/{f.name}"))
-            mode = _file_mode()
-            for path in temporaries:  # temporary files are private (0600); outputs are shared
-                path.chmod(mode)
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+    with output_set(out_dir, "audit") as staged:
+        if maps_writer is not None:
+            maps_writer(staged.subfolder("maps"))
+        villages.to_csv(staged.path("coverage_villages.csv"), encoding="utf-8-sig")
+        _write_xlsx(staged.path("coverage_villages.xlsx"), {
+            "村(社区)覆盖": _excel_frame(villages, result),
+            "字段说明": _column_sheet(villages, zh_v)})
+        towns.to_csv(staged.path("townships.csv"), encoding="utf-8-sig")
+        sheets = {"镇(街道)汇总": _excel_frame(towns, result)}
+        for sid, audit in result.services.items():
+            ranked = audit.townships.sort_values(["rank", "name"], na_position="last")
+            cols = ["name", "units_judged", "units_passing", "share_passing", "rank", "met",
+                    "shortfall_units"]
+            sheet = ranked[cols].rename(columns={c: f"{sid}_{c}" for c in cols[1:]})
+            sheet.index.name = "township_code"
+            sheets[f"{audit.service.label_zh}排名"] = _excel_frame(
+                sheet.rename(columns={"name": "township_name"}), result)
+        _write_xlsx(staged.path("townships.xlsx"), sheets)
+        staged.path("summary.json").write_text(
+            json.dumps(summary_dict(result), ensure_ascii=False, indent=2), encoding="utf-8")
+        staged.path("summary.md").write_text(summary_markdown(result), encoding="utf-8")
+        record = run_record(result, parameters=parameters, timings_s=timings_s)
+        staged.path("run.json").write_text(json.dumps(record, ensure_ascii=False, indent=2),
+                                           encoding="utf-8")
+    written = staged.written
+    out = Path(out_dir)
     log.info("wrote %d files to %s", len(written), out)
     return written

@@ -24,6 +24,7 @@ from qyx_geo._errors import (
     QyxGeoError,
     SettingsError,
 )
+from qyx_geo._outputs import MANIFEST
 from qyx_geo.cli import main
 from qyx_geo.facilities import validate_facilities
 from qyx_geo.intake import REPORT_COLUMNS, IntakeResult, import_register, write_intake
@@ -459,6 +460,22 @@ def test_write_intake_files(mixed: IntakeResult, tmp_path: Path) -> None:
     summary = json.loads(paths["summary"].read_text(encoding="utf-8"))
     assert summary["counts"] == dict(mixed.counts) and summary["encoding"] == "gbk"
     assert not list((tmp_path / "out").glob(".*tmp*"))  # atomic writes left nothing behind
+
+
+def test_interrupted_intake_keeps_the_previous_four_files(
+        mixed: IntakeResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = write_intake(mixed, tmp_path)
+    before = {p.name: p.read_bytes() for p in paths.values()}
+    other = imp(MIXED, layer="canteen", crs="wgs84")  # other coordinates: another layer
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C after the new layer and CSV were rendered
+
+    monkeypatch.setattr(pd, "ExcelWriter", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_intake(other, tmp_path)
+    assert {p.name: p.read_bytes() for p in paths.values()} == before  # never new beside old
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, MANIFEST])
 
 
 def test_write_intake_with_every_row_rejected(tmp_path: Path) -> None:

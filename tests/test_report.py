@@ -8,6 +8,7 @@ import pytest
 from _audit_fixtures import UNITS, grid_graph, tiny_dataset
 
 from qyx_geo import report
+from qyx_geo._outputs import MANIFEST
 from qyx_geo.audit import run_audit
 from qyx_geo.report import REPORT_FILES, write_report
 
@@ -20,7 +21,7 @@ def result():
 def test_writes_every_file(result, tmp_path):
     written = write_report(result, tmp_path, parameters={"argv": ["audit"]})
     assert sorted(p.name for p in written) == sorted(REPORT_FILES)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(REPORT_FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*REPORT_FILES, MANIFEST])
     assert all(p.stat().st_mode & 0o044 for p in written)  # readable by others (not 0600)
 
 
@@ -129,7 +130,7 @@ def test_maps_join_the_set(result, tmp_path):
     written = write_report(result, tmp_path, maps_writer=maps)
     assert (tmp_path / "maps" / "overview.html").read_text(encoding="utf-8") == "<html></html>"
     assert tmp_path / "maps" / "overview.html" in written
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # staging removed
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [MANIFEST]
 
     def broken(folder):
         raise RuntimeError("map failed")
@@ -138,6 +139,20 @@ def test_maps_join_the_set(result, tmp_path):
     with pytest.raises(RuntimeError, match="map failed"):
         write_report(result, fresh, maps_writer=broken)
     assert list(fresh.iterdir()) == []
+
+
+def test_a_later_run_without_maps_leaves_no_stale_maps(result, tmp_path):
+    def maps(folder):
+        for name in ("overview.html", "canteen.html"):
+            (folder / name).write_text(f"<html>{name}</html>", encoding="utf-8")
+        return sorted(folder.iterdir())
+
+    write_report(result, tmp_path, maps_writer=maps)
+    (tmp_path / "my_notes.md").write_text("not ours", encoding="utf-8")
+    written = write_report(result, tmp_path)  # qyx audit --no-maps
+    assert not (tmp_path / "maps").exists()  # docs/audit.md: never a mix of two runs
+    assert sorted(p.name for p in written) == sorted(REPORT_FILES)
+    assert (tmp_path / "my_notes.md").read_text(encoding="utf-8") == "not ours"
 
 
 def test_notice_follows_the_layers_used():

@@ -31,9 +31,9 @@ import pandas as pd
 import pyproj
 import shapely
 
-from qyx_geo import _io
 from qyx_geo import crs as _crs
 from qyx_geo._errors import ColumnError, DataFileError, QyxGeoError, SettingsError
+from qyx_geo._outputs import output_set
 from qyx_geo.intake._checks import (
     RowState,
     assign_units,
@@ -551,7 +551,10 @@ def _layer(states: list[RowState], layer: str) -> gpd.GeoDataFrame:
 
 
 def write_intake(result: IntakeResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write the normalised layer and the intake report into ``out_dir`` (atomically).
+    """Write the normalised layer and the intake report into ``out_dir`` as one set.
+
+    The four files are staged and committed together (:mod:`qyx_geo._outputs`): an interrupted
+    or failed write leaves the previous four untouched.
 
     Files: ``<layer>.geojson`` (WGS84, the layer with its ``id``), ``<layer>_intake_report.csv``
     (UTF-8 with BOM, so Excel shows the Chinese), ``<layer>_intake_report.xlsx`` (sheets 逐行
@@ -563,19 +566,11 @@ def write_intake(result: IntakeResult, out_dir: str | Path) -> dict[str, Path]:
         ``{"layer": ..., "report_csv": ..., "report_xlsx": ..., "summary": ...}`` paths.
     """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        msg = f"out_dir {str(out)!r} exists and is not a folder; choose another output folder."
-        raise DataFileError(msg)
     name = result.layer_name
-    paths = {"layer": out / f"{name}.geojson", "report_csv": out / f"{name}_intake_report.csv",
-             "report_xlsx": out / f"{name}_intake_report.xlsx",
-             "summary": out / f"{name}_intake_summary.json"}
+    files = {"layer": f"{name}.geojson", "report_csv": f"{name}_intake_report.csv",
+             "report_xlsx": f"{name}_intake_report.xlsx", "summary": f"{name}_intake_summary.json"}
     layer_out = result.layer.reset_index()
-    _io.write_with(paths["layer"], lambda p: layer_out.to_file(p, driver="GeoJSON",
-                                                                engine="pyogrio"))
     people = result.report.rename(columns=REPORT_HEADERS)
-    _io.write_with(paths["report_csv"],
-                   lambda p: people.to_csv(p, index=False, encoding="utf-8-sig"))
     summary = result.summary()
     summary_rows = pd.DataFrame(
         [("文件 file", summary["file"]), ("图层 layer", name), ("坐标系 crs", result.crs),
@@ -584,13 +579,14 @@ def write_intake(result: IntakeResult, out_dir: str | Path) -> dict[str, Path]:
          *((f"列 {k}", v) for k, v in result.columns.items()),
          *(("提示 warning", w) for w in result.warnings)],
         columns=["项目 item", "内容 value"])
-
-    def _xlsx(p: Path) -> None:
-        with pd.ExcelWriter(p, engine="openpyxl") as writer:
+    # the four files are one set: staged, then committed together (never a new layer beside an
+    # old report)
+    with output_set(out, f"intake:{name}") as staged:
+        layer_out.to_file(staged.path(files["layer"]), driver="GeoJSON", engine="pyogrio")
+        people.to_csv(staged.path(files["report_csv"]), index=False, encoding="utf-8-sig")
+        with pd.ExcelWriter(staged.path(files["report_xlsx"]), engine="openpyxl") as writer:
             people.to_excel(writer, sheet_name="逐行 rows", index=False)
             summary_rows.to_excel(writer, sheet_name="摘要 summary", index=False)
-
-    _io.write_with(paths["report_xlsx"], _xlsx)
-    _io.atomic_write_text(paths["summary"],
-                          json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
-    return paths
+        staged.path(files["summary"]).write_text(
+            json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return {key: out / rel for key, rel in files.items()}
