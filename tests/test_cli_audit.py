@@ -8,6 +8,7 @@ import pytest
 from _audit_fixtures import tiny_dataset
 
 import qyx_geo.dataset
+from qyx_geo._outputs import MANIFEST
 from qyx_geo._paths import data_dir
 from qyx_geo.cli import main
 from qyx_geo.report import REPORT_FILES
@@ -28,7 +29,7 @@ def test_audit_prints_county_and_ranking(tiny, tmp_path, capsys):
     assert "≥95.0%(95%以上,二、(五)3)→ 未达到 not met,尚缺 shortfall 3 个" in out
     assert "托位 places: 4.67 个/千人" in out and "含合成数据" in out
     assert "一街道" in out and "二镇" in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(REPORT_FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*REPORT_FILES, MANIFEST])
 
 
 def test_audit_options(tiny, tmp_path, capsys):
