@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from qyx_geo._errors import SettingsError
+
 __all__ = ["cache_dir", "data_dir"]
 
 
@@ -22,5 +24,11 @@ def cache_dir() -> Path:
     """Return (and create) the cache folder for processed networks and online downloads."""
     env = os.environ.get("QYX_CACHE_DIR")
     base = Path(env) if env else Path.home() / ".cache" / "qyx_geo"
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        where = "QYX_CACHE_DIR" if env else "the default cache folder"
+        msg = (f"缓存文件夹无法创建 / cannot create the cache folder {str(base)!r} ({where}): "
+               f"{err.strerror or err}; set QYX_CACHE_DIR to a writable folder")
+        raise SettingsError(msg) from err
     return base

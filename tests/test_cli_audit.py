@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import errno
 import json
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -8,6 +10,7 @@ import pytest
 from _audit_fixtures import tiny_dataset
 
 import qyx_geo.dataset
+from qyx_geo import report
 from qyx_geo._outputs import MANIFEST
 from qyx_geo._paths import data_dir
 from qyx_geo.cli import main
@@ -155,3 +158,91 @@ def test_audit_without_a_plan(tiny, tmp_path, capsys):
     assert main(["audit", "--out", str(tmp_path / "o"), "--no-maps", "--plan",
                  str(tmp_path / "none.json")]) == 2
     assert "Plan file" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+# -- operating-system errors: exit 2 with one line (path, reason, fix), never 1 or a traceback --
+
+def _one_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("qyx ") and "Traceback" not in err[0]
+    return err[0]
+
+
+def _audit(out):
+    return main(["audit", "--out", str(out), "--no-maps", "--services", "canteen"])
+
+
+def test_out_is_a_file(tiny, tmp_path, capsys):
+    f = tmp_path / "results.xlsx"
+    f.write_text("mine", encoding="utf-8")
+    assert _audit(f) == 2
+    line = _one_line(capsys)
+    assert str(f) in line and "--out" in line
+    assert f.read_text(encoding="utf-8") == "mine"
+
+
+def test_out_under_a_file(tiny, tmp_path, capsys):
+    f = tmp_path / "results.xlsx"
+    f.write_text("mine", encoding="utf-8")
+    assert _audit(f / "2027") == 2
+    line = _one_line(capsys)
+    assert str(f) in line and "--out" in line and "not a folder" in line
+
+
+def test_read_only_out(tiny, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "shared"
+    real = Path.mkdir
+
+    def refuse(self, *args, **kwargs):  # as on a read-only share (root ignores chmod)
+        if self == out or out in self.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert _audit(out) == 2
+    line = _one_line(capsys)
+    assert str(out) in line and "no permission" in line
+
+
+def test_disk_full_keeps_the_previous_outputs(tiny, tmp_path, capsys, monkeypatch):
+    assert _audit(tmp_path) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+
+    def full(path, sheets):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(report, "_write_xlsx", full)
+    assert _audit(tmp_path) == 2
+    line = _one_line(capsys)
+    assert "coverage_villages.xlsx" in line and "disk full" in line
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_file_held_open_during_the_commit(tiny, tmp_path, capsys, monkeypatch):
+    assert _audit(tmp_path) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    real = Path.replace
+
+    def locked(self, target):  # Windows refuses to replace a file Excel has open
+        if Path(target).name == "townships.xlsx" and ".qyx-staging." in str(self):
+            raise PermissionError(errno.EACCES, "Permission denied", str(target))
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "replace", locked)
+    assert _audit(tmp_path) == 2
+    line = _one_line(capsys)
+    assert "townships.xlsx" in line and "Excel" in line
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_cache_folder_that_cannot_be_created(tmp_path, capsys, monkeypatch):
+    f = tmp_path / "cache"
+    f.write_text("a file", encoding="utf-8")
+    monkeypatch.setenv("QYX_CACHE_DIR", str(f / "qyx"))
+    tiny_osm = Path(__file__).parent / "fixtures" / "network" / "tiny.osm"
+    assert main(["network", "load", str(tiny_osm)]) == 2
+    line = _one_line(capsys)
+    assert "QYX_CACHE_DIR" in line and str(f / "qyx") in line

@@ -8,6 +8,7 @@ and draws progress bars.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from qyx_geo import __version__
 from qyx_geo._errors import QyxGeoError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "os_error_message"]
 
 #: Sub-command modules, in the order ``qyx --help`` lists them.
 COMMANDS = ("info", "audit", "batch", "map", "targets", "network", "facilities", "site", "region")
@@ -40,6 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: errno -> what to do about it (Chinese first)
+_OS_FIXES = {
+    errno.EACCES: "没有写入权限 / no permission: choose a folder you can write to (--out, "
+                  "QYX_CACHE_DIR)",
+    errno.EPERM: "没有写入权限 / not permitted: choose a folder you can write to (--out, "
+                 "QYX_CACHE_DIR)",
+    errno.EROFS: "只读文件系统 / read-only file system: choose a writable --out or QYX_CACHE_DIR",
+    errno.ENOSPC: "磁盘已满 / disk full: free some space or choose --out on another disk",
+    errno.EDQUOT: "超出磁盘配额 / disk quota exceeded: free some space or choose another --out",
+    errno.ENOTDIR: "路径中有一段是文件而不是文件夹 / part of the path is a file, not a folder: "
+                   "choose another --out",
+    errno.EEXIST: "同名文件已存在 / a file of that name is in the way: choose another --out",
+    errno.EISDIR: "这是一个文件夹 / that is a folder, not a file: give a file name",
+    errno.ENOENT: "找不到路径 / no such file or folder: check the path",
+    errno.ENAMETOOLONG: "路径太长 / path too long: choose a shorter --out",
+}
+
+
+def os_error_message(err: OSError, args: argparse.Namespace | None = None) -> str:
+    """Return one line for an operating-system error: the path, the reason and the fix."""
+    path = err.filename if err.filename is not None else getattr(args, "out", None)
+    reason = err.strerror or type(err).__name__
+    fix = _OS_FIXES.get(err.errno or -1, "check the path and the disk, then run again")
+    where = f"{str(path)!r}: " if path is not None else ""
+    return f"{where}{reason}. {fix}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``qyx`` command line and return its exit code."""
     parser = build_parser()
@@ -53,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except QyxGeoError as err:
         print(f"qyx {args.command}: 错误 / error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the operating system refused: not a bug, not --fail-under (1)
+        print(f"qyx {args.command}: 错误 / error: {os_error_message(err, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"qyx {args.command}: 已中断 / interrupted", file=sys.stderr)
