@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qyx_geo import _paths
+from qyx_geo._errors import SettingsError
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from qyx_geo.audit import AuditResult
     from qyx_geo.settings import Settings
 
-__all__ = ["AuditRun", "audit_to_folder", "dataset_network", "network_source"]
+__all__ = ["AuditRun", "audit_to_folder", "dataset_network", "grid_link", "network_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,36 +96,102 @@ def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None,
     return net, roads
 
 
+def grid_link(net: Any, source: str | os.PathLike[str] | None, settings: Settings) -> Any:
+    """Return the street links of the surface grid, cached per network file version and grid.
+
+    ``cache_dir()/engine/<network key>-link-<cell>m-<snap>m.npz`` holds plain arrays (numpy,
+    no pickle); a network without a file (``source=None``) is linked afresh.
+    """
+    import numpy as np
+
+    from qyx_geo._io import atomic_path
+    from qyx_geo.audit import network_cache_key
+    from qyx_geo.surfaces import GridLink, link_grid
+
+    cell, snap = settings.surface_cell_m, settings.max_snap_m
+    if source is None:
+        return link_grid(net, cell_m=cell, max_snap_m=snap)
+    path = (_paths.cache_dir() / "engine"
+            / f"{network_cache_key(source)}-link-{cell:g}m-{snap:g}m.npz")
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                link = GridLink.from_arrays({k: z[k] for k in z.files})
+            if link.n_edges == net.n_edges:
+                return link
+        except (OSError, ValueError, KeyError) as err:
+            logger.warning("ignoring unreadable grid-link cache %s (%s)", path, err)
+    link = link_grid(net, cell_m=cell, max_snap_m=snap)
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, **{k: np.asarray(v) for k, v in link.arrays().items()})  # type: ignore[arg-type]
+    return link
+
+
+def _provenance(result: AuditResult, facilities: Any, *, own_network: bool) -> Any:
+    """Return ``real``, ``synthetic`` or ``mixed`` for a surface from these facilities."""
+    prov = getattr(result.dataset, "provenance", {}) or {}
+    network = "real" if own_network else str(prov.get("network", {}).get("status", "real"))
+    sources = set() if facilities is None or "source" not in facilities else set(
+        facilities["source"].astype(str))
+    kinds = {network, *("synthetic" if s == "synthetic" else "real" for s in sources)}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None],
-                 timings: dict[str, float], *,
-                 with_isochrones: bool = True) -> Callable[[Path], list[Path]] | None:
+                 timings: dict[str, float], *, with_isochrones: bool = True,
+                 method: str = "surface", source: str | os.PathLike[str] | None = None,
+                 own_network: bool = False) -> Callable[[Path], list[Path]] | None:
     try:
         from qyx_geo import maps
         from qyx_geo.isochrones import isochrones
+        from qyx_geo.surface_io import write_geotiff
+        from qyx_geo.surfaces import surface_isochrones, travel_time_surface
     except ImportError as err:  # maps are optional: tables still get written
         logger.warning("maps skipped: %s", err)
         return None
 
+    codes = result.township_codes or ()
+    township = codes[0] if len(codes) == 1 else None  # one township audited: maps zoom to it
+
     def write(folder: Path) -> list[Path]:
         start = time.perf_counter()
         iso = {}
+        surfaces = {}
+        files: list[Path] = []
+        net = result.net
+        link = grid_link(net, source, result.settings) if net is not None else None
+        timings["grid_link"] = time.perf_counter() - start
         for sid, audit in result.services.items():
-            advance(f"等时圈 isochrones {sid}")
+            advance(f"可达面 surface {sid}")
+            layer = audit.facilities
+            if net is None or link is None or layer is None:
+                continue
+            tiers = sorted({*(t for t in audit.service.tiers_minutes
+                              if t <= audit.threshold_minutes), audit.threshold_minutes})
+            mode: Any = audit.mode
+            surface = travel_time_surface(net, layer, cutoff_minutes=tiers[-1],
+                                          settings=result.settings, mode=mode, link=link,
+                                          attrs={"service": sid, "mode": audit.mode})
+            files.append(write_geotiff(
+                surface, folder / "surfaces" / f"{sid}.tif",
+                provenance=_provenance(result, layer, own_network=own_network)))
             if not with_isochrones:
                 continue
-            tiers = [t for t in audit.service.tiers_minutes if t <= audit.threshold_minutes]
-            iso[sid] = isochrones(result.net, audit.facilities,  # type: ignore[arg-type]
-                                  minutes=sorted({*tiers, audit.threshold_minutes}),
-                                  settings=result.settings)
+            if method == "exact":
+                iso[sid] = isochrones(net, layer, minutes=tiers, settings=result.settings,
+                                      mode=mode, method="exact")
+            else:
+                surfaces[sid] = surface
+                if township is not None:  # county maps draw the surface itself
+                    iso[sid] = surface_isochrones(surface, minutes=tiers)
         timings["isochrones"] = time.perf_counter() - start
         advance("地图 maps")
         start = time.perf_counter()
-        # one township audited: the maps zoom to it
-        codes = result.township_codes or ()
-        files = maps.write_audit_maps(result, folder, isochrones=iso if with_isochrones else False,
-                                      roads=roads, township=codes[0] if len(codes) == 1 else None)
+        files[:0] = maps.write_audit_maps(
+            result, folder, isochrones=iso if with_isochrones else False, roads=roads,
+            township=township, surfaces=surfaces)
         timings["maps"] = time.perf_counter() - start
-        return list(files)
+        return files
 
     return write
 
@@ -141,6 +208,7 @@ def audit_to_folder(
     network: str | os.PathLike[str] | None = None,
     maps: bool = True,
     isochrones: bool = True,
+    isochrone_method: str = "surface",
     parameters: Mapping[str, Any] | None = None,
     timings_s: Mapping[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
@@ -159,7 +227,11 @@ def audit_to_folder(
     network
         A network file to audit on instead of the dataset's own.
     maps, isochrones
-        Draw the HTML maps; with isochrone layers (the slowest step county-wide).
+        Draw the HTML maps (and write each service's travel-time surface as a GeoTIFF,
+        ``maps/surfaces/<service>.tif``); with isochrone layers.
+    isochrone_method
+        ``"surface"`` (contours of the travel-time surfaces, about a second per service) or
+        ``"exact"`` (street bands, tens of seconds per service county-wide).
     parameters
         Extra run parameters for ``run.json`` (the command line, the batch key, …).
     timings_s
@@ -187,8 +259,12 @@ def audit_to_folder(
                        facilities=facilities, network=net, townships=townships,
                        progress=lambda step, _done, _total: advance(f"体检 {step}"),
                        plan=plan)
-    writer = _maps_writer(result, roads, advance, timings,
-                          with_isochrones=isochrones) if maps else None
+    if isochrone_method not in ("surface", "exact"):
+        msg = f"isochrone_method must be 'surface' or 'exact', got {isochrone_method!r}."
+        raise SettingsError(msg)
+    writer = _maps_writer(result, roads, advance, timings, with_isochrones=isochrones,
+                          method=isochrone_method, source=network_source(dataset, network),
+                          own_network=network is not None) if maps else None
     advance("写出 write")
     t0 = time.perf_counter()
     # the same dict: the maps writer adds its timings before run.json is rendered

@@ -483,7 +483,8 @@ def write_report(
     maps_writer
         Called with a staging folder; writes the HTML maps there (e.g.
         ``lambda d: qyx_geo.maps.write_audit_maps(result, d)``). They are moved to
-        ``out_dir/maps`` with the other files once everything succeeded.
+        ``out_dir/maps`` (sub-folders included, e.g. ``surfaces/``) with the other files once
+        everything succeeded.
 
     Raises
     ------

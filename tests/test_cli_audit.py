@@ -91,10 +91,28 @@ def test_audit_with_maps(tiny, tmp_path):
     pytest.importorskip("qyx_geo.maps")
     assert main(["audit", "--out", str(tmp_path), "--services", "canteen"]) == 0
     maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
-    assert maps == ["canteen.html", "overview.html"]
+    assert maps == ["canteen.html", "overview.html", "surfaces"]
     assert "老年助餐" in (tmp_path / "maps" / "canteen.html").read_text(encoding="utf-8")
+    rasterio = pytest.importorskip("rasterio")
+    with rasterio.open(tmp_path / "maps" / "surfaces" / "canteen.tif") as r:
+        assert r.tags()["QYX_SERVICE"] == "canteen" and r.tags()["QYX_UNITS"] == "minutes"
+        values = r.read(1)
+        reached = values[values != r.nodata]
+        assert reached.size and reached.min() >= 0 and reached.max() <= 15
     run = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
     assert "maps" in run["timings_s"] and run["parameters"]["maps"] is True
+
+
+def test_exact_isochrones_on_request(tiny, tmp_path):
+    pytest.importorskip("qyx_geo.maps")
+    assert main(["audit", "--out", str(tmp_path), "--services", "canteen",
+                 "--isochrones", "exact"]) == 0
+    page = (tmp_path / "maps" / "canteen.html").read_text(encoding="utf-8")
+    assert "image_overlay_" not in page and "within 15 min" in page  # street-band polygons
+    assert (tmp_path / "maps" / "surfaces" / "canteen.tif").exists()
+    default = tmp_path / "default"
+    assert main(["audit", "--out", str(default), "--services", "canteen"]) == 0
+    assert "image_overlay_" in (default / "maps" / "canteen.html").read_text(encoding="utf-8")
 
 
 def test_facility_register(tiny, tmp_path):

@@ -47,6 +47,8 @@ HEAD_PROBE = (FIXTURES / "probe_head.html").read_text(encoding="utf-8")
 BODY_PROBE = (FIXTURES / "probe_body.html").read_text(encoding="utf-8")
 #: Switch to the Gaode base layer and back, recording facility marker and unit positions.
 GCJ_PROBE = (FIXTURES / "probe_gcj.html").read_text(encoding="utf-8")
+#: The travel-time surface image: loaded, its bounds, and its bounds on the Gaode base.
+SURFACE_PROBE = (FIXTURES / "probe_surface.html").read_text(encoding="utf-8")
 
 
 def _load_toy():
@@ -202,3 +204,30 @@ def test_map_opened_on_gaode_starts_shifted(pages, tmp_path):
     exp_lon, exp_lat = wgs84_to_gcj02(pts[:, 0], pts[:, 1])
     np.testing.assert_allclose(pts[:, 2], exp_lon, atol=1e-6)
     np.testing.assert_allclose(pts[:, 3], exp_lat, atol=1e-6)
+
+
+def test_county_map_draws_the_surface_as_one_image(pages, tmp_path):
+    from qyx_geo.surfaces import travel_time_surface
+
+    _, result = pages
+    audit = result.services["canteen"]
+    surface = travel_time_surface(result.net, audit.facilities, cutoff_minutes=15)
+    m = maps.service_map(audit, result.dataset, roads=toy.toy_grid_graph(), surface=surface)
+    page = maps.save_map(m, tmp_path / "surface.html")
+    report = probe(page, tmp_path, extra=SURFACE_PROBE)
+    assert report["qyx"]["errors"] == [] and report["qyx"]["failed"] == []
+    img = report["extra"]
+    assert img["n"] == 1 and img["loaded"] and min(img["natural"]) > 10
+    (w, s, e, n), = img["before"]
+    # the image covers the reached cells: every facility lies inside it
+    fac = audit.facilities.to_crs("EPSG:4326")
+    assert ((fac.geometry.x > w) & (fac.geometry.x < e) & (fac.geometry.y > s)
+            & (fac.geometry.y < n)).all()
+    # on the Gaode base its corners move by the GCJ-02 offset, and back
+    (sw, ss, se, sn), = img["shifted"]
+    exp_w, exp_s = wgs84_to_gcj02(np.array([w]), np.array([s]))
+    exp_e, exp_n = wgs84_to_gcj02(np.array([e]), np.array([n]))
+    np.testing.assert_allclose([sw, ss, se, sn], [exp_w[0], exp_s[0], exp_e[0], exp_n[0]],
+                               atol=1e-6)
+    assert img["restored"] == img["before"]
+    assert any("可达时间面 surface" in label and on for label, on in report["control"])

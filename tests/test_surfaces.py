@@ -179,6 +179,59 @@ def test_no_facility_gives_an_empty_surface(city):
     assert surface_isochrones(s, minutes=(5,)).geometry.iloc[0].is_empty
 
 
+def test_geotiff_reads_back(city, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from qyx_geo.surface_io import NODATA, write_geotiff
+
+    f = fac({"a": (150, 420), "b": (830, 260)})
+    s = travel_time_surface(city, f, cutoff_minutes=6, speed_m_per_min=SPEED, cell_m=5,
+                            attrs={"service": "clinic"})
+    path = write_geotiff(s, tmp_path / "out" / "clinic.tif", provenance="synthetic")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["clinic.tif"]  # no temporaries
+    with rasterio.open(path) as r:
+        assert r.crs.to_epsg() == 4549 and r.nodata == NODATA and r.dtypes == ("float32",)
+        assert tuple(r.transform)[:6] == pytest.approx(s.transform)
+        assert r.tags()["QYX_PROVENANCE"] == "synthetic" and r.tags()["QYX_SERVICE"] == "clinic"
+        assert float(r.tags()["QYX_REACH_MINUTES"]) == 6.0
+        assert r.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert r.overviews(1)  # 300 x 300 cells: at least one overview level
+        values = r.read(1)
+    want = s.within_reach()
+    assert np.array_equal(values == NODATA, np.isnan(want))
+    np.testing.assert_allclose(values[values != NODATA], want[~np.isnan(want)], atol=0.005)
+    assert np.nanmax(s.minutes) > 6.0  # the margin beyond the reach is not written
+    with pytest.raises(SettingsError, match="provenance"):
+        write_geotiff(s, tmp_path / "x.tif", provenance="made up")  # type: ignore[arg-type]
+
+
+def test_banded_image_lands_on_the_cells(city):
+    pytest.importorskip("PIL")
+    import io
+
+    import pyproj
+    from PIL import Image
+
+    from qyx_geo.maps._surface import band_image, banded
+
+    f = fac({"a": (150, 420)})
+    s = travel_time_surface(city, f, cutoff_minutes=10, speed_m_per_min=SPEED, cell_m=10)
+    bands = banded(s, (5, 10))
+    want = np.where(np.isnan(s.minutes), 255, np.where(s.minutes <= 5, 0, 1))
+    want[s.minutes > 10] = 255
+    assert np.array_equal(bands, want)
+    png, (w, south, e, n) = band_image(s, (5, 10))
+    image = Image.open(io.BytesIO(png))
+    assert image.mode == "P" and image.info["transparency"][255] == 0
+    # the facility's cell is in the first band at its place in Web Mercator
+    merc = pyproj.Transformer.from_crs(CRS, "EPSG:3857", always_xy=True)
+    wgs = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    (left, right), (bottom, top) = wgs.transform([w, e], [south, n])
+    fx, fy = merc.transform(X0 + 150, Y0 + 420)
+    px = int((fx - left) / (right - left) * image.width)
+    py = int((top - fy) / (top - bottom) * image.height)
+    assert np.asarray(image)[py, px] == 0
+
+
 @pytest.mark.slow
 def test_contours_match_exact_street_bands_on_the_embedded_network():
     """Surface contours vs exact street bands, one township of the embedded network.

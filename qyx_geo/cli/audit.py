@@ -64,8 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                         "county share of passing units is below SHARE (0–1)")
     p.add_argument("--no-maps", action="store_true", help="不生成地图 / skip the HTML maps")
     p.add_argument("--no-isochrones", action="store_true",
-                   help="地图不绘制等时圈(县域全量较慢)/ maps without isochrone layers "
-                        "(computing county-wide isochrones is the slowest step)")
+                   help="地图不绘制等时圈 / maps without isochrone layers")
+    p.add_argument("--isochrones", choices=("surface", "exact"), default="surface",
+                   help="等时圈画法 / isochrone method: surface 由可达时间面等值线生成(快, 默认)"
+                        " contours of the travel-time surface (fast, default); exact 可达街道带"
+                        " street bands (tens of seconds per service county-wide)")
     plan = p.add_mutually_exclusive_group()
     plan.add_argument("--plan", type=Path, default=None, metavar="FILE",
                       help="规划目标文件(qyx-plan/1 JSON,默认内置慈溪规划)/ plan file to judge "
@@ -315,7 +318,8 @@ def _audit(args: argparse.Namespace) -> int:
         run = audit_to_folder(dataset, args.out, year=args.year, services=services,
                               settings=settings, facilities=overrides, townships=townships,
                               network=args.network, maps=not args.no_maps,
-                              isochrones=not args.no_isochrones, parameters=parameters,
+                              isochrones=not args.no_isochrones,
+                              isochrone_method=args.isochrones, parameters=parameters,
                               timings_s=timings, progress=advance, plan=plan)
     finally:
         close()

@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                         "(default); osm, gaode = online tiles (Gaode overlays shifted to GCJ-02)")
     p.add_argument("--no-isochrones", action="store_true",
                    help="不绘制可达范围 / skip the isochrones (faster, smaller file)")
+    p.add_argument("--isochrones", choices=("surface", "exact"), default="surface",
+                   help="可达范围画法 / isochrone method: surface 可达时间面(默认, 县域图为分级图像)"
+                        " travel-time surface (default; county maps draw it as a banded image);"
+                        " exact 可达街道带 street bands")
     add_region_option(p)
     p.add_argument("--network", default=None,
                    help="路网文件 / street network file (default: the dataset's network)")
@@ -87,7 +91,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
         m = maps.overview_map(result, roads=roads, tiles=args.tiles, township=args.township)
         return m, result
     audit = result.services[args.service]
-    iso = None
+    iso = surface = None
     facilities = audit.facilities
     if not args.no_isochrones and facilities is not None and result.net is not None:
         tiers = audit.service.tiers_minutes
@@ -96,12 +100,20 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
             reach_m = max(tiers) * speed
             facilities = _near_facilities(facilities, ds.townships, result.township_codes[0],
                                           reach_m)
-        if not facilities.empty:
+        if not facilities.empty and args.isochrones == "surface" and not args.township:
+            from qyx_geo.pipeline import grid_link, network_source
+            from qyx_geo.surfaces import travel_time_surface
+
+            link = grid_link(result.net, network_source(ds, args.network), result.settings)
+            surface = travel_time_surface(result.net, facilities, cutoff_minutes=max(tiers),
+                                          settings=result.settings, link=link,
+                                          mode=audit.mode)  # type: ignore[arg-type]
+        elif not facilities.empty:
             logger.info("isochrones of %d facilities", len(facilities))
             iso = isochrones(result.net, facilities, minutes=tiers, settings=result.settings,
-                             mode=audit.mode)  # type: ignore[arg-type]
+                             mode=audit.mode, method=args.isochrones)  # type: ignore[arg-type]
     m = maps.service_map(audit, ds, isochrones=iso, roads=roads, tiles=args.tiles,
-                         township=args.township)
+                         township=args.township, surface=surface)
     return m, result
 
 

@@ -56,12 +56,15 @@ from qyx_geo.maps._parts import (
     synthetic_layers,
     unit_layer,
 )
+from qyx_geo.maps._surface import surface_layer
 from qyx_geo.schema import METRIC_CRS, WGS84
 from qyx_geo.services import get_service
 
 if TYPE_CHECKING:
     import folium
     import networkx as nx
+
+    from qyx_geo.surfaces import Surface
 
 __all__ = [
     "MAIN_HIGHWAYS",
@@ -233,7 +236,7 @@ def service_map(service_audit: Any, dataset: Any, *,
                 isochrones: gpd.GeoDataFrame | None = None,
                 roads: nx.MultiDiGraph | gpd.GeoDataFrame | None = None,
                 tiles: TileChoice = "none", township: str | None = None,
-                title: str | None = None) -> folium.Map:
+                title: str | None = None, surface: Surface | None = None) -> folium.Map:
     """Return the map of one service's audit (shown inline in Jupyter; save with :func:`save_map`).
 
     Parameters
@@ -243,8 +246,13 @@ def service_map(service_audit: Any, dataset: Any, *,
     dataset
         The :class:`qyx_geo.dataset.Dataset` the audit ran on (outline, townships, facilities).
     isochrones
-        Street-band polygons with a ``minutes`` column, as :func:`qyx_geo.isochrones.isochrones`
+        Isochrone polygons with a ``minutes`` column, as :func:`qyx_geo.isochrones.isochrones`
         returns them (dissolved per tier); omitted when ``None``.
+    surface
+        The service's travel-time surface (:func:`qyx_geo.surfaces.travel_time_surface`). A
+        county map draws it as one banded image (tiers: those of ``isochrones``, else the
+        service's up to the surface's reach, and the reach) instead of the isochrone polygons;
+        a township map keeps the polygons.
     roads
         A street network (osmnx graph or edges) for the basemap's main roads, or ``None``.
     tiles
@@ -277,7 +285,13 @@ def service_map(service_audit: Any, dataset: Any, *,
     unit_layer(m, units, service, _facility_names(facilities),
                 group_name=group_name)
     tiers: list[float] = []
-    if isochrones is not None and not isochrones.empty:
+    if surface is not None and code is None:
+        wanted = (sorted({float(t) for t in isochrones["minutes"]}) if isochrones is not None
+                  and not isochrones.empty else sorted(
+                      {*(t for t in service.tiers_minutes if t <= surface.reach_minutes),
+                       surface.reach_minutes}))
+        tiers = surface_layer(m, surface, wanted, service) if wanted else []
+    elif isochrones is not None and not isochrones.empty:
         tiers = isochrone_layers(m, isochrones, service, area_m=area_m)
     facility_layer(m, _clip_to(facilities, area), service)
     gaps = service_audit.gaps
@@ -489,7 +503,8 @@ def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
                      isochrones: Mapping[str, gpd.GeoDataFrame] | bool = True,
                      roads: nx.MultiDiGraph | gpd.GeoDataFrame | None = None,
                      tiles: TileChoice = "none", township: str | None = None,
-                     assets: AssetMode = "auto") -> list[Path]:
+                     assets: AssetMode = "auto",
+                     surfaces: Mapping[str, Surface] | None = None) -> list[Path]:
     """Write ``overview.html`` and one ``<service>.html`` per service into ``out_dir``.
 
     Parameters
@@ -510,6 +525,8 @@ def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
         GeoDataFrame to draw none.
     tiles, township, assets
         As for :func:`service_map` and :func:`save_map`.
+    surfaces
+        Service id -> travel-time surface: the county maps draw it as a banded image.
 
     Returns
     -------
@@ -538,6 +555,6 @@ def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
         else:
             iso = _service_isochrones(result, audit) if isochrones else None
         m = service_map(audit, result.dataset, isochrones=iso, roads=road_lines, tiles=tiles,
-                        township=township)
+                        township=township, surface=(surfaces or {}).get(sid))
         written.append(save_map(m, out / f"{sid}.html", assets=assets))
     return written

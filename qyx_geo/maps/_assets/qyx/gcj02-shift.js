@@ -31,7 +31,14 @@ function qyxGcjShift(map, gcjLayers, grid) {
     if (skip(layer)) { return; }
     var want = active > 0;
     if (Boolean(layer._qyxWgs) === want) { return; }
-    if (layer.getLatLngs) {
+    if (layer instanceof L.ImageOverlay) {
+      /* an image moves by its corners: the offset is interpolated linearly in between */
+      if (want) {
+        layer._qyxWgs = layer.getBounds();
+        layer.setBounds(L.latLngBounds(shiftOne(layer._qyxWgs.getSouthWest()),
+                                       shiftOne(layer._qyxWgs.getNorthEast())));
+      } else { layer.setBounds(layer._qyxWgs); layer._qyxWgs = null; }
+    } else if (layer.getLatLngs) {
       if (want) { layer._qyxWgs = layer.getLatLngs(); layer.setLatLngs(shiftAll(layer._qyxWgs)); }
       else { layer.setLatLngs(layer._qyxWgs); layer._qyxWgs = null; }
     } else if (layer.getLatLng) {
