@@ -304,4 +304,6 @@ def write_merged(outcomes: Sequence[RegionOutcome], out: Path, *,
         m = overview_map(outcomes, counties, year=options.year)
         if m is not None:
             save_map(m, tmp("overview.html"))
+    if m is None:  # no county drawn (all failed): no stale map from an earlier run
+        (out / "overview.html").unlink(missing_ok=True)
     return counties, written

@@ -29,6 +29,7 @@ import os
 import re
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -408,9 +409,12 @@ def local_client(*, workers: int | None = None, memory_limit: str | float | None
         raise SettingsError(msg)
     # a region that kills its worker (memory) is reported, not retried on every other worker
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        # the scheduler's HTTP server (metrics; the dashboard if asked) on a free port, never
+        # the fixed 8787 that another cluster on the machine may hold
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                memory_limit=memory_limit,
-                               dashboard_address=":0" if dashboard else None)
+                               dashboard_address=":0" if dashboard else None,
+                               scheduler_kwargs={"dashboard_address": ":0"})
     try:
         with Client(cluster) as client:
             yield client
@@ -518,9 +522,10 @@ def _gather(client: Client, tasks: list[RegionTask],
             on_done: Callable[[RegionOutcome], None] | None) -> list[RegionOutcome]:
     from distributed import as_completed
 
-    # tasks are paths and settings only: each worker reads its pack itself
-    futures = {client.submit(audit_region, task, key=f"qyx-region-{task.region_id}-"
-                             f"{hashlib.sha1(task.pack.encode()).hexdigest()[:8]}",
+    # tasks are paths and settings only: each worker reads its pack itself. Keys are new per
+    # run: a key cancelled by an interrupted run may still be known to the scheduler.
+    run = uuid.uuid4().hex[:8]
+    futures = {client.submit(audit_region, task, key=f"qyx-region-{task.region_id}-{run}",
                              pure=False, retries=0): task for task in tasks}
     results: dict[str, RegionOutcome] = {}
     try:

@@ -255,22 +255,28 @@ def _progress_bar(total: int) -> tuple[Callable[[str], None], Callable[[], None]
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run the audit; SIGTERM acts as KeyboardInterrupt meanwhile, so staged files are removed.
+    """Run the audit; SIGTERM acts as KeyboardInterrupt meanwhile, so staged files are removed."""
+    return sigterm_as_interrupt(_audit, args)
 
-    The previous SIGTERM handler is restored afterwards.
+
+def sigterm_as_interrupt(func: Callable[[argparse.Namespace], int],
+                         args: argparse.Namespace) -> int:
+    """Return ``func(args)`` with SIGTERM raising KeyboardInterrupt meanwhile (exit 130, cleanup).
+
+    The previous SIGTERM handler is restored afterwards; off the main thread nothing changes.
     """
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return _audit(args)
+        return func(args)
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        return _audit(args)
+        return func(args)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

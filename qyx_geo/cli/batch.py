@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qyx_geo._errors import SettingsError
-from qyx_geo.cli.audit import _pct, _split, add_audit_options, audit_options
+from qyx_geo.cli.audit import (
+    _pct,
+    _split,
+    add_audit_options,
+    audit_options,
+    sigterm_as_interrupt,
+)
 from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
 
 if TYPE_CHECKING:
@@ -122,6 +129,13 @@ def _print_outcome(outcome: RegionOutcome, bar: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run the batch; SIGTERM and Ctrl-C cancel pending regions (finished ones are kept)."""
+    return sigterm_as_interrupt(_batch, args)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    import logging
+
     from tqdm import tqdm
 
     from qyx_geo.batch import find_regions, run_batch
@@ -132,6 +146,8 @@ def _run(args: argparse.Namespace) -> int:
         msg = (f"--year must be {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} (or {BASELINE_YEAR}), "
                f"got {year!r}.")
         raise SettingsError(msg)
+    if not args.verbose:  # dask logs every scheduler/worker event at INFO on its own handler
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     packs = find_regions(_split(args.regions) or [])
     if not packs:
         msg = "--regions: no regions given."
@@ -140,7 +156,10 @@ def _run(args: argparse.Namespace) -> int:
         n_workers = len(client.scheduler_info().get("workers", {}))
         where = args.scheduler or f"本机 local cluster, {n_workers} 个进程 worker processes"
         print(f"批量体检 batch: {len(packs)} 个地区 regions → {args.out} ({where})")
-        if client.dashboard_link and (args.dashboard or args.scheduler):
+        if args.dashboard and importlib.util.find_spec("bokeh") is None:
+            print("仪表盘需要 bokeh / the dashboard needs bokeh: pip install bokeh",
+                  file=sys.stderr)
+        elif client.dashboard_link and (args.dashboard or args.scheduler):
             print(f"仪表盘 dashboard: {client.dashboard_link}")
         bar = tqdm(total=len(packs), desc="地区 regions", unit="个", file=sys.stderr,
                    disable=None)
