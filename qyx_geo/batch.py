@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from qyx_geo import __version__, _paths
+from qyx_geo import __version__
 from qyx_geo._errors import QyxGeoError, SettingsError
 from qyx_geo.settings import Settings
 
@@ -156,21 +156,19 @@ class RegionOutcome:
 # ---------------------------------------------------------------------------------- regions
 
 
-def _load_region(pack: str | os.PathLike[str]) -> Any:
-    """Load a region folder as a :class:`~qyx_geo.dataset.Dataset` (the one loader seam)."""
-    from qyx_geo.dataset import load_dataset
-
-    return load_dataset(data_dir=pack)
-
-
-def _region_outline(pack: str | os.PathLike[str]) -> Any:
+def _region_outline(pack: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """Return (the pack's :class:`~qyx_geo.region.Region`, its outline) — cheap, no audit data."""
+    from qyx_geo.region import resolve_region
     from qyx_geo.units import load_outline
 
-    return load_outline(data_dir=pack)
+    region = resolve_region(pack)
+    return region, load_outline(path=region.path("outline"))
 
 
 def _is_pack(folder: Path) -> bool:
-    return (folder / "boundaries" / "villages.geojson").is_file()
+    from qyx_geo.region import DEFAULT_LAYOUT, MANIFEST_NAME
+
+    return (folder / MANIFEST_NAME).is_file() or (folder / DEFAULT_LAYOUT["outline"]).is_file()
 
 
 def find_regions(specs: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -192,9 +190,10 @@ def find_regions(specs: Iterable[str | os.PathLike[str]]) -> list[Path]:
         text = os.fspath(spec).strip()
         folder = Path(text)
         if re.fullmatch(r"\d{6}", text) and not folder.exists():
-            embedded = _paths.data_dir()
-            outline = _region_outline(embedded)
-            if str(outline["adcode"].iloc[0]) != text:
+            from qyx_geo.region import default_region_dir, resolve_region
+
+            embedded = default_region_dir()
+            if resolve_region(embedded).code != text:
                 msg = (f"Region {text!r}: no pack for this code here; build one with "
                        f"`qyx region init {text} --out regions/{text}` and pass the folder.")
                 raise SettingsError(msg)
@@ -205,7 +204,7 @@ def find_regions(specs: Iterable[str | os.PathLike[str]]) -> list[Path]:
             packs = sorted(p for p in folder.iterdir() if p.is_dir() and _is_pack(p))
             if not packs:
                 msg = (f"Region folder {text!r} is not a region pack and holds none "
-                       "(a pack has boundaries/villages.geojson); give pack folders or codes.")
+                       "(a pack has a region.toml); give pack folders or codes.")
                 raise SettingsError(msg)
             found.extend(packs)
         else:
@@ -313,7 +312,7 @@ def audit_region(task: RegionTask) -> RegionOutcome:
     try:
         key = region_key(task.pack, task.options)
         skipped = not task.force and _complete(out, key)
-        outline = _region_outline(task.pack)
+        region, outline = _region_outline(task.pack)
         if not skipped:
             _audit_pack(task, key)
         units, towns, summary = _read_outputs(out)
@@ -321,8 +320,8 @@ def audit_region(task: RegionTask) -> RegionOutcome:
         logger.info("region %s %s in %.1f s", task.region_id, status,
                     time.perf_counter() - start)
         return RegionOutcome(
-            **base, status=status, key=key, code=str(outline["adcode"].iloc[0]),
-            name=str(outline["name"].iloc[0]), seconds=time.perf_counter() - start,
+            **base, status=status, key=key, code=region.code, name=region.name_zh,
+            seconds=time.perf_counter() - start,
             peak_rss_mb=_peak_rss_mb(), worker=_worker_address(), units=units,
             townships=towns, summary=summary, outline_wkb=_outline_wkb(outline))
     except Exception as err:  # isolation: any failure is this region's result
@@ -337,13 +336,17 @@ def audit_region(task: RegionTask) -> RegionOutcome:
 
 
 def _audit_pack(task: RegionTask, key: str) -> None:
+    from qyx_geo.dataset import load_dataset
     from qyx_geo.pipeline import audit_to_folder
+    from qyx_geo.region import plan_source
 
     t0 = time.perf_counter()
-    dataset = _load_region(task.pack)
+    dataset = load_dataset(region=task.pack)
     opts = task.options
+    # each region is judged against its own pack's plan (none: scored and ranked, no verdicts)
     audit_to_folder(dataset, task.out_dir, year=opts.year, services=opts.services,
                     settings=opts.settings, maps=opts.maps, isochrones=opts.isochrones,
+                    plan=plan_source(dataset.region),
                     parameters={"batch_key": key, "region": task.region_id,
                                 "pack": task.pack},
                     timings_s={"load_dataset": time.perf_counter() - t0})

@@ -2,12 +2,12 @@
 
 Each pack is the tiny county moved east by ``shift_deg`` and renumbered to ``county_code``
 (so three packs are three distinct counties), written in the dataset folder layout with its
-street grid as an OSM XML file.
+street grid as an OSM XML file and a ``region.toml`` manifest.
 """
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,6 +15,8 @@ import pandas as pd
 import pyproj
 import shapely
 from _audit_fixtures import CRS, grid_graph, tiny_dataset
+
+from qyx_geo._paths import data_dir
 
 
 def _renumber(values, code: str):
@@ -47,7 +49,7 @@ def _osm(path: Path, shift_deg: float) -> None:
 
 
 def write_tiny_region(folder: Path, *, county_code: str = "330282", name: str = "测试县",
-                      shift_deg: float = 0.0) -> Path:
+                      shift_deg: float = 0.0, with_plan: bool = False) -> Path:
     """Write the tiny county as a region folder; return the folder."""
     ds = tiny_dataset()
 
@@ -94,6 +96,26 @@ def write_tiny_region(folder: Path, *, county_code: str = "330282", name: str = 
         fac["unit_code"] = _renumber(fac["unit_code"], county_code)
         _geojson(folder / "facilities" / f"{layer}.geojson", fac, "id")
     _osm(folder / "network" / "grid.osm", shift_deg)
-    (folder / "README.md").write_text(json.dumps({"fixture": "tiny batch region"}),
-                                      encoding="utf-8")
+    if with_plan:  # the embedded plan, so verdicts (met, shortfall) appear
+        shutil.copytree(data_dir() / "targets", folder / "targets")
+    (folder / "region.toml").write_text(_manifest(county_code, name, with_plan=with_plan),
+                                        encoding="utf-8")
     return folder
+
+
+def _manifest(code: str, name: str, *, with_plan: bool) -> str:
+    files = {"outline": "boundaries/county_outline.geojson",
+             "townships": "boundaries/townships.geojson",
+             "units": "boundaries/villages.geojson", "demand": "boundaries/demand.csv",
+             **{f"facilities.{layer}": f"facilities/{layer}.geojson"
+                for layer in ("nursery", "canteen", "clinic", "sports")},
+             "network": "network/grid.osm"}
+    if with_plan:
+        files["plan"] = "targets/plan.json"
+    lines = ["format = 1", "", "[region]", f'code = "{code}"', f'name_zh = "{name}"',
+             f'name_en = "Test {code}"', 'crs = "EPSG:4549"', 'levels = ["township", "village"]',
+             ""]
+    for key, path in files.items():
+        lines += [f"[files.{key}]", f'path = "{path}"', 'status = "synthetic"',
+                  'source = "tests/_batch_fixtures.py"', 'licence = "synthetic"', ""]
+    return "\n".join(lines)

@@ -63,7 +63,8 @@ def _break(pack: Path) -> None:
 def packs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("packs")
     write_tiny_region(root / "a_county", county_code="330281", name="甲县")
-    b = write_tiny_region(root / "b_county", county_code="330282", name="乙县", shift_deg=0.03)
+    b = write_tiny_region(root / "b_county", county_code="330282", name="乙县", shift_deg=0.03,
+                          with_plan=True)
     _add_canteen(b)
     c = write_tiny_region(root / "c_broken", county_code="330283", name="丙县", shift_deg=0.06)
     _break(c)
@@ -148,6 +149,11 @@ def test_merged_tables_and_ranking(first_batch):
         assert counties.loc[rid, "overall_share"] == pytest.approx(mean)
     assert counties.loc["b_county", "canteen_share_passing"] > \
         counties.loc["a_county", "canteen_share_passing"]
+    # each county is judged against its own pack's plan: b has one (Cixi's), a has none
+    assert counties.loc["b_county", "canteen_target"] == pytest.approx(0.95)
+    assert not counties.loc["b_county", "canteen_met"]
+    assert pd.isna(counties.loc["a_county", "canteen_target"])
+    assert pd.isna(counties.loc["a_county", "canteen_met"])
     assert counties.loc["b_county", "canteen_rank"] == 1
     assert counties.loc["a_county", "canteen_rank"] == 2
     assert list(counties["overall_rank"]) == [1, 2]
