@@ -20,7 +20,6 @@ all-or-nothing set in the batch folder:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import math
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from qyx_geo import __version__
-from qyx_geo._io import atomic_path
+from qyx_geo._outputs import output_set
 from qyx_geo.coverage import rank_shares
 from qyx_geo.services import get_service
 
@@ -281,29 +280,25 @@ def _write_xlsx(path: Path, counties: pd.DataFrame) -> None:
 
 def write_merged(outcomes: Sequence[RegionOutcome], out: Path, *,
                  options: BatchOptions) -> tuple[pd.DataFrame, list[Path]]:
-    """Write the merged files into ``out`` as one set; return (county ranking, files written)."""
+    """Write the merged files into ``out`` as one output set; return (ranking, files written)."""
     from qyx_geo.maps import save_map
 
     counties = county_ranking(outcomes)
     units = merged_table(outcomes, "units")
     towns = merged_table(outcomes, "townships")
-    written: list[Path] = []
-    with contextlib.ExitStack() as stack:
-        def tmp(name: str) -> Path:
-            written.append(out / name)
-            return stack.enter_context(atomic_path(out / name))
-
-        _neutralise(units).to_csv(tmp("all_units.csv"), encoding="utf-8-sig")
-        _neutralise(towns).to_csv(tmp("all_townships.csv"), encoding="utf-8-sig")
-        _neutralise(counties).to_csv(tmp("counties.csv"), encoding="utf-8-sig")
-        _write_xlsx(tmp("counties.xlsx"), counties)
-        tmp("batch.json").write_text(json.dumps(_record(outcomes, options), ensure_ascii=False,
-                                                indent=2), encoding="utf-8")
-        tmp("summary.md").write_text(summary_markdown(outcomes, counties, options),
-                                     encoding="utf-8")
+    # one output set: committed together, and a later run removes its own stale files
+    # (overview.html when no county could be drawn) but never the regions' sets or user files
+    with output_set(out, "batch") as staged:
+        _neutralise(units).to_csv(staged.path("all_units.csv"), encoding="utf-8-sig")
+        _neutralise(towns).to_csv(staged.path("all_townships.csv"), encoding="utf-8-sig")
+        _neutralise(counties).to_csv(staged.path("counties.csv"), encoding="utf-8-sig")
+        _write_xlsx(staged.path("counties.xlsx"), counties)
+        staged.path("batch.json").write_text(json.dumps(_record(outcomes, options),
+                                                        ensure_ascii=False, indent=2),
+                                             encoding="utf-8")
+        staged.path("summary.md").write_text(summary_markdown(outcomes, counties, options),
+                                             encoding="utf-8")
         m = overview_map(outcomes, counties, year=options.year)
         if m is not None:
-            save_map(m, tmp("overview.html"))
-    if m is None:  # no county drawn (all failed): no stale map from an earlier run
-        (out / "overview.html").unlink(missing_ok=True)
-    return counties, written
+            save_map(m, staged.path("overview.html"))
+    return counties, list(staged.written)
