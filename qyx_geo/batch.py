@@ -215,7 +215,11 @@ def find_regions(specs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def _region_id(pack: Path) -> str:
-    """Return a folder-safe id for a pack (its folder name; never a path)."""
+    """Return a folder-safe id for a pack: its folder name (the embedded pack: its code)."""
+    from qyx_geo.region import default_region_dir, resolve_region
+
+    if pack.resolve() == default_region_dir().resolve():
+        return resolve_region(pack).code
     name = _ID_RE.sub("_", pack.name).strip("._") or "region"
     return name[:80]
 
@@ -410,8 +414,9 @@ def local_client(*, workers: int | None = None, memory_limit: str | float | None
     if n < 1:
         msg = f"workers must be at least 1, got {workers!r}."
         raise SettingsError(msg)
-    # a region that kills its worker (memory) is reported, not retried on every other worker
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    # one task per worker thread: a worker that dies was killed by its own region (memory), which
+    # would kill the next worker too, so it is reported at once, not retried on the others
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         # the scheduler's HTTP server (metrics; the dashboard if asked) on a free port, never
         # the fixed 8787 that another cluster on the machine may hold
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,

@@ -146,6 +146,8 @@ def _batch(args: argparse.Namespace) -> int:
         msg = (f"--year must be {PLAN_YEARS[0]}–{PLAN_YEARS[-1]} (or {BASELINE_YEAR}), "
                f"got {year!r}.")
         raise SettingsError(msg)
+    import distributed  # noqa: F401  (its import sets the "distributed" logger to INFO)
+
     if not args.verbose:  # dask logs every scheduler/worker event at INFO on its own handler
         logging.getLogger("distributed").setLevel(logging.WARNING)
     packs = find_regions(_split(args.regions) or [])
