@@ -158,6 +158,9 @@ class AuditResult:
     plan
         The plan the units were judged against (``None``: audited without a plan — every unit
         scored and every township ranked, no target verdicts).
+    warnings
+        Things the caller asked for that the audit did not use, e.g. a per-service threshold
+        for a service not audited; written to ``run.json`` and printed by the CLI.
     """
 
     year: int
@@ -168,6 +171,7 @@ class AuditResult:
     net: NetworkArrays | None = None
     township_codes: tuple[str, ...] | None = None
     plan: Plan | None = None
+    warnings: tuple[str, ...] = ()
 
 
 #: ``plan=`` value of :func:`run_audit` meaning the embedded Cixi plan.
@@ -345,7 +349,11 @@ def run_audit(
         default ``dataset.network`` if the dataset carries one.
     townships
         Township codes or names to audit (default: the whole county). Facilities in other
-        townships still serve their residents.
+        townships still serve their residents, and residents of other townships still compete
+        for nursery places (2SFCA), so every selected unit's row equals its row in the full
+        audit. Scope figures (``county``) are over the selected units; the plain places ratio
+        ``places_per_1000_total`` counts the places of facilities inside the selected townships;
+        township ranks are among the selected townships.
     progress
         Called as ``progress(step, done, total)`` before each step (the CLI draws a bar).
     plan
@@ -384,6 +392,7 @@ def run_audit(
                    f"(services: {[s.id for s in svcs]!r}).")
             raise SettingsError(msg)
     codes = _resolve_townships(dataset, townships)
+    warnings = _unused_thresholds(settings, svcs)
     steps = ["network", "snap", *(s.id for s in svcs)]
     timings: dict[str, float] = {}
 
@@ -420,13 +429,30 @@ def run_audit(
                 svc, year=year, settings=settings, net=net, demand=demand, dsnap=dsnap,
                 units=units, townships=township_table_in,
                 layer=_facility_layer(dataset, svc, facilities), timings=timings,
-                points_too_far=too_far, plan=plan_used)
+                points_too_far=too_far, plan=plan_used,
+                scope=_Scope(codes, dataset.demand, dataset.units))
     timings["total"] = time.perf_counter() - total_start
     log.info("audit of %d services for %d units in %.2f s", len(svcs), len(units),
              timings["total"])
     audited = _with_layers(dataset, facilities)
     return AuditResult(year=year, settings=settings, services=results, dataset=audited,
-                       timings_s=timings, net=net, township_codes=codes, plan=plan_used)
+                       timings_s=timings, net=net, township_codes=codes, plan=plan_used,
+                       warnings=warnings)
+
+
+def _unused_thresholds(settings: Settings, services: list[Service]) -> tuple[str, ...]:
+    """Return a warning for each per-service threshold of a service not audited."""
+    # Settings are shared between runs of different services (siting re-runs one service),
+    # so the library warns and records it in run.json; the CLI, told explicitly, refuses it.
+    audited = {s.id for s in services}
+    out = []
+    for sid, minutes in settings.threshold_minutes.items():
+        if sid not in audited:
+            text = (f"阈值未使用 / threshold not used: threshold_minutes[{sid!r}] = {minutes:g} "
+                    f"but {sid!r} is not audited (services: {sorted(audited)!r}).")
+            log.warning("%s", text)
+            out.append(text)
+    return tuple(out)
 
 
 def _with_layers(dataset: Any, facilities: Mapping[str, gpd.GeoDataFrame] | None) -> Any:
@@ -442,11 +468,39 @@ def _with_layers(dataset: Any, facilities: Mapping[str, gpd.GeoDataFrame] | None
     return dataset
 
 
+@dataclasses.dataclass(frozen=True)
+class _Scope:
+    """The township filter and the whole county's demand and units it is cut from.
+
+    A partial audit scores only the chosen townships' units, but capacity-aware figures need
+    the whole county: 2SFCA shares each facility's places among *all* residents within reach
+    (across the border too), so every selected unit gets exactly its full-audit figure.
+    """
+
+    codes: tuple[str, ...] | None
+    county_demand: gpd.GeoDataFrame
+    county_units: gpd.GeoDataFrame
+
+    def capacity_total(self, layer: gpd.GeoDataFrame) -> float:
+        """Places of the facilities inside the scope (all of them for the whole county)."""
+        places = pd.to_numeric(layer["capacity"], errors="coerce").fillna(0.0)
+        if self.codes is None:
+            return float(places.sum())
+        if "township_code" in layer.columns:
+            town = layer["township_code"].astype(object)
+        else:  # a bare layer (notebooks, what-if): locate the points
+            from qyx_geo.facilities import assign_unit_codes
+
+            town = assign_unit_codes(layer, self.county_units)["township_code"]
+        inside = town.astype(str).isin(self.codes).to_numpy()
+        return float(places[inside].sum())
+
+
 def _audit_service(
     svc: Service, *, year: int, settings: Settings, net: NetworkArrays,
     demand: gpd.GeoDataFrame, dsnap: pd.DataFrame, units: gpd.GeoDataFrame,
     townships: pd.DataFrame, layer: gpd.GeoDataFrame, timings: dict[str, float],
-    points_too_far: int, plan: Plan | None,
+    points_too_far: int, plan: Plan | None, scope: _Scope,
 ) -> ServiceAudit:
     threshold = threshold_for(svc, settings, plan=plan)
     if svc.demand_column not in demand.columns:
@@ -479,11 +533,12 @@ def _audit_service(
     if svc.capacity_target is not None or (plan is not None and plan.find(svc, "capacity")):
         with _timed(timings, f"{svc.id}.capacity"):
             cap_target, cap_note = _target(svc, year, "capacity", plan)
-            access = two_step_fca(net, layer, demand, demand_col="pop",
+            # competing demand: every resident in reach, inside the scope or not
+            access = two_step_fca(net, layer, scope.county_demand, demand_col="pop",
                                   cutoff_minutes=threshold, settings=settings)
-            total = float(pd.to_numeric(layer["capacity"], errors="coerce").fillna(0).sum())
-            capacity, cap_county = capacity_by_unit(access, points, units, population_column="pop",
-                                                    capacity_total=total, target=cap_target)
+            capacity, cap_county = capacity_by_unit(
+                access.reindex(demand.index), points, units, population_column="pop",
+                capacity_total=scope.capacity_total(layer), target=cap_target)
             cap_county["target_note"] = cap_note
             county["capacity"] = cap_county
     return ServiceAudit(service=svc, year=year, threshold_minutes=threshold, points=points,

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from qyx_geo._errors import ColumnError, SettingsError
+from qyx_geo.settings import check_setting
 from qyx_geo.targets import Target
 
 __all__ = [
@@ -62,20 +63,6 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
         msg = (f"{what} lacks column(s) {missing!r}; it has {list(frame.columns)!r}. "
                "Pass the engine output joined with the demand points (see docs/audit.md).")
         raise ColumnError(msg)
-
-
-def _check_positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        msg = f"{name} must be a positive number, got {value!r}."
-        raise SettingsError(msg)
-    return float(value)
-
-
-def _check_share(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        msg = f"{name} must be a share in [0, 1], got {value!r} (e.g. 0.8)."
-        raise SettingsError(msg)
-    return float(value)
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -124,7 +111,7 @@ def unit_coverage(
     threshold_minutes
         A resident is covered when ``minutes <= threshold_minutes``.
     min_share
-        A unit passes when its share of residents covered reaches this, in [0, 1].
+        A unit passes when its share of residents covered reaches this, in (0, 1].
     unit_kinds
         Unit kinds the service's target applies to (``None``: all).
 
@@ -149,8 +136,9 @@ def unit_coverage(
     """
     _require(points, ("unit_code", demand_column, "minutes", "facility_id"), "points")
     _require(units, ("name", "township_code", "township_name", "kind", "geometry"), "units")
-    threshold = _check_positive("threshold_minutes", threshold_minutes)
-    share_min = _check_share("min_share", min_share)
+    # the settings' rule book: finite, typed, plausibly ranged (qyx_geo.settings.RANGES)
+    threshold = check_setting("threshold_minutes", threshold_minutes)
+    share_min = check_setting("min_share", min_share)
     kinds = None if unit_kinds is None else set(unit_kinds)
 
     weight = pd.to_numeric(points[demand_column], errors="coerce").fillna(0.0).to_numpy(float)
@@ -363,7 +351,7 @@ def coverage_gaps(
     """
     _require(points, ("unit_code", demand_column, "minutes", "facility_id", "geometry"),
              "points")
-    threshold = _check_positive("threshold_minutes", threshold_minutes)
+    threshold = check_setting("threshold_minutes", threshold_minutes)
     minutes = pd.to_numeric(points["minutes"], errors="coerce")
     residents = pd.to_numeric(points[demand_column], errors="coerce").fillna(0.0)
     keep = ~(minutes.fillna(np.inf) <= threshold + _TOL) & (residents > 0)

@@ -441,6 +441,7 @@ def run_record(result: AuditResult, *, parameters: Mapping[str, Any] | None = No
                            sid: a.threshold_minutes for sid, a in result.services.items()},
                        **(parameters or {})},
         "settings": result.settings.to_dict(),
+        "warnings": list(getattr(result, "warnings", ())),
         "data": {
             "data_dir": getattr(ds, "data_dir", None),
             "provenance": {k: dict(v) for k, v in (getattr(ds, "provenance", None) or {}).items()},

@@ -31,15 +31,105 @@ Defaults and why
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 from qyx_geo._errors import SettingsError
+from qyx_geo.services import get_service
 
-__all__ = ["MODES", "Mode", "Settings"]
+__all__ = ["MODES", "RANGES", "Mode", "Settings", "check_setting"]
 
 Mode = Literal["walk", "elderly_walk", "cycle"]
 MODES: tuple[str, ...] = get_args(Mode)
+
+#: Plausible range (inclusive) and unit of every numeric setting. A value outside is a typing
+#: slip (``1e9`` minutes, ``inf`` km/h), not an analysis: it would make every unit pass (or
+#: none) and still exit 0, so it is refused here, the one place every entry point goes through.
+#: Walking: adult gait is 3-6 km/h; cycling: e-bikes are capped at 25 km/h (GB 17761-2018);
+#: thresholds: the plan's circles are 15 and 30 minutes; shares: a unit passing with 0 % of its
+#: residents within reach is no test at all, hence the open lower bound of ``min_share``.
+RANGES: dict[str, tuple[float, float, str]] = {
+    "walk_speed_kmh": (1.0, 10.0, "km/h"),
+    "elderly_walk_speed_kmh": (1.0, 10.0, "km/h"),
+    "cycle_speed_kmh": (3.0, 50.0, "km/h"),
+    "max_snap_m": (1.0, 5000.0, "m"),
+    "min_share": (0.0, 1.0, "share"),
+    "threshold_minutes": (1.0, 120.0, "minutes"),
+    "street_width_m": (1.0, 200.0, "m"),
+    "surface_cell_m": (1.0, 1000.0, "m"),
+}
+_EXAMPLES = {"walk_speed_kmh": "4", "elderly_walk_speed_kmh": "3", "cycle_speed_kmh": "15",
+             "max_snap_m": "300", "min_share": "0.8", "threshold_minutes": "15",
+             "street_width_m": "30", "surface_cell_m": "25"}
+
+
+def _number(name: str, value: object) -> float:
+    low, high, unit = RANGES[name]
+    example = _EXAMPLES[name]
+    # bool is an int subclass and numpy.bool_ is not a Real: neither is a number here
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = (f"{name} must be a number ({unit}), got {value!r} of type "
+               f"{type(value).__name__}; e.g. {example}.")
+        raise SettingsError(msg)
+    number = float(value)
+    if not math.isfinite(number):
+        msg = f"{name} must be a finite number ({unit}), got {value!r}; e.g. {example}."
+        raise SettingsError(msg)
+    open_low = name == "min_share"
+    if number > high or number < low or (open_low and number <= low):
+        bound = f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]"
+        msg = (f"{name} must be in {bound} {unit}, got {value!r}; e.g. {example}. Values "
+               "outside this range are almost always typing slips (see qyx_geo.settings.RANGES).")
+        raise SettingsError(msg)
+    return number
+
+
+def check_setting(name: str, value: object) -> Any:
+    """Return ``value`` checked and normalised for the setting ``name``, or raise.
+
+    The one rule book of the settings: :class:`Settings` calls it for every field, and the
+    CLI and the coverage functions call it for the values they take directly, so a value is
+    judged the same way wherever it enters.
+
+    Raises
+    ------
+    SettingsError
+        Unknown setting, wrong type, not finite or outside :data:`RANGES`; the message names
+        the setting, shows the value and gives an example.
+    UnknownServiceError
+        A per-service threshold names a service that is not registered.
+
+    Examples
+    --------
+    >>> check_setting("min_share", 0.9)
+    0.9
+    >>> check_setting("walk_speed_kmh", float("inf"))
+    Traceback (most recent call last):
+    ...
+    qyx_geo._errors.SettingsError: walk_speed_kmh must be a finite number (km/h), got inf; e.g. 4.
+    """
+    if name == "mode":
+        if value not in MODES:
+            msg = f"mode must be one of {MODES}, got {value!r}."
+            raise SettingsError(msg)
+        return value
+    if name == "threshold_minutes" and isinstance(value, Mapping):
+        out: dict[str, float] = {}
+        for service, minutes in value.items():
+            sid = get_service(str(service)).id  # unknown services: UnknownServiceError
+            try:
+                out[sid] = _number("threshold_minutes", minutes)
+            except SettingsError as err:
+                msg = f"threshold_minutes[{service!r}]: {err}"
+                raise SettingsError(msg) from None
+        return out
+    # a single threshold (the coverage functions take one) is judged like the per-service ones
+    if name not in RANGES:
+        msg = f"Unknown setting {name!r}; valid settings are {sorted([*RANGES, 'mode'])!r}."
+        raise SettingsError(msg)
+    return _number(name, value)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -55,13 +145,17 @@ class Settings:
     max_snap_m
         Largest accepted straight-line distance from a point to the walking network, metres.
     min_share
-        Share of a unit's residents within the threshold for the unit to pass, in [0, 1].
+        Share of a unit's residents within the threshold for the unit to pass, in (0, 1].
     threshold_minutes
-        Per-service override of the registry's threshold, e.g. ``{"canteen": 10}``.
+        Per-service override of the registry's threshold, e.g. ``{"canteen": 10}``; keys are
+        registered service ids.
     street_width_m
         Width of the street band drawn as an exact isochrone, metres.
     surface_cell_m
         Cell side of travel-time surfaces, metres.
+
+    Every numeric value must be a finite real number inside :data:`RANGES` (checked by
+    :func:`check_setting`); anything else raises :class:`~qyx_geo._errors.SettingsError`.
     """
 
     walk_speed_kmh: float = 4.0
@@ -75,30 +169,19 @@ class Settings:
     surface_cell_m: float = 25.0
 
     def __post_init__(self) -> None:
-        for name in ("walk_speed_kmh", "elderly_walk_speed_kmh", "cycle_speed_kmh",
-                     "max_snap_m", "street_width_m", "surface_cell_m"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                msg = f"Settings.{name} must be a positive number, got {value!r}."
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "threshold_minutes" and not isinstance(value, Mapping):
+                msg = (f"Settings.threshold_minutes must be a mapping service -> minutes, got "
+                       f"{value!r} (e.g. {{'canteen': 10}}).")
                 raise SettingsError(msg)
-        if self.mode not in MODES:
-            msg = f"Settings.mode must be one of {MODES}, got {self.mode!r}."
-            raise SettingsError(msg)
-        if not isinstance(self.min_share, int | float) or not 0.0 <= self.min_share <= 1.0:
-            msg = (f"Settings.min_share must be a share in [0, 1], got {self.min_share!r} "
-                   "(e.g. 0.8).")
-            raise SettingsError(msg)
-        if not isinstance(self.threshold_minutes, Mapping):
-            msg = (f"Settings.threshold_minutes must be a mapping service -> minutes, got "
-                   f"{self.threshold_minutes!r}.")
-            raise SettingsError(msg)
-        for service, minutes in self.threshold_minutes.items():
-            if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0:
-                msg = (f"Settings.threshold_minutes[{service!r}] must be positive minutes, "
-                       f"got {minutes!r}.")
-                raise SettingsError(msg)
-        # freeze the mapping so the object stays hashable-ish and immutable
-        object.__setattr__(self, "threshold_minutes", dict(self.threshold_minutes))
+            try:
+                checked = check_setting(field.name, value)
+            except SettingsError as err:
+                msg = f"Settings.{err}"
+                raise SettingsError(msg) from None
+            # store the normalised value: plain floats, canonical service ids, a fresh dict
+            object.__setattr__(self, field.name, checked)
 
     def speed_kmh(self, mode: Mode | None = None) -> float:
         """Return the speed of ``mode`` (default: ``self.mode``) in km/h."""

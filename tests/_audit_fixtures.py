@@ -92,12 +92,16 @@ def tiny_dataset() -> TinyDataset:
         geometry=_pts([(r[0], r[1]) for r in rows], ids).to_numpy(),
         index=pd.Index(ids, name="id"), crs="EPSG:4326")
 
+    def unit_at(x: float, y: float) -> str:  # the quadrant a point lies in (edges go east/north)
+        return UNITS[2 * (x >= 1000) + (y >= 1000)]
+
     def layer(name: str, xy, capacity) -> gpd.GeoDataFrame:
         fid = [f"{name}{k}" for k in range(len(xy))]
+        codes = [unit_at(x, y) for x, y in xy]
         return gpd.GeoDataFrame(
             {"name": [f"{name}点{k}" for k in range(len(xy))], "layer": name, "level": "站点",
-             "capacity": np.asarray(capacity, float), "township_code": TOWNS[0],
-             "unit_code": UNITS[0], "source": "synthetic"},
+             "capacity": np.asarray(capacity, float), "township_code": [c[:9] for c in codes],
+             "unit_code": codes, "source": "synthetic"},
             geometry=_pts(xy, fid).to_numpy(), index=pd.Index(fid, name="id"), crs="EPSG:4326")
 
     facilities = {

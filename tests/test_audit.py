@@ -124,12 +124,86 @@ def test_settings_threshold_and_mode(net):
     assert slow.services["canteen"].mode == "elderly_walk"
 
 
+def test_threshold_for_a_service_not_audited_is_reported(net, caplog):
+    from qyx_geo.report import run_record
+
+    s = Settings(threshold_minutes={"canteen": 10.0, "clinic": 20.0})
+    r = run_audit(tiny_dataset(), network=net, services=["clinic"], settings=s)
+    assert r.services["clinic"].threshold_minutes == 20.0
+    assert len(r.warnings) == 1 and "'canteen'" in r.warnings[0] and "not audited" in r.warnings[0]
+    assert run_record(r)["warnings"] == list(r.warnings)
+    assert "canteen" in caplog.text
+    assert run_audit(tiny_dataset(), network=net, services=["clinic", "canteen"],
+                     settings=s).warnings == ()
+
+
 def test_township_filter(net):
     r = run_audit(tiny_dataset(), network=net, services=["clinic"], townships=["二镇"])
     a = r.services["clinic"]
     assert list(a.units.index) == list(UNITS[2:]) and list(a.townships.index) == ["330282101"]
     assert r.township_codes == ("330282101",)
     assert set(a.points["unit_code"]) == set(UNITS[2:])
+
+
+def _nurseries_across_border() -> gpd.GeoDataFrame:
+    """Three nurseries whose catchments (15 min = 1,000 m) cross the township border.
+
+    On the grid the street distance is the Manhattan distance, and no resident sits at exactly
+    1,000 m from any of them (no float ties at the cutoff):
+    a (10 places, 一街道) at (400, 200) reaches d0 (400 residents), d1 (600) and d4 (300, 二镇);
+    b (6 places, 二镇) at (1000, 400) reaches d1 (一街道) and d4;
+    c (4 places, 二镇) at (1600, 1800) reaches d3 (500, 一街道), d6 (250) and d7 (250).
+    """
+    from _audit_fixtures import _pts
+
+    rows = [("a", (400, 200), 10.0, UNITS[0]), ("b", (1000, 400), 6.0, UNITS[2]),
+            ("c", (1600, 1800), 4.0, UNITS[3])]
+    ids = [f"nursery_{r[0]}" for r in rows]
+    return gpd.GeoDataFrame(
+        {"name": [f"托育点{r[0]}" for r in rows], "layer": "nursery", "level": "站点",
+         "capacity": [r[2] for r in rows], "township_code": [r[3][:9] for r in rows],
+         "unit_code": [r[3] for r in rows], "source": "synthetic"},
+        geometry=_pts([r[1] for r in rows], ids).to_numpy(),
+        index=pd.Index(ids, name="id"), crs="EPSG:4326")
+
+
+@pytest.mark.parametrize("towns", [["一街道"], ["二镇"], ["二镇", "一街道"]])
+def test_township_filter_gives_each_unit_its_full_audit_row(net, towns):
+    layers = {"nursery": _nurseries_across_border()}
+    full = run_audit(tiny_dataset(), network=net, facilities=layers)
+    part = run_audit(tiny_dataset(), network=net, facilities=layers, townships=towns)
+    for sid, a in part.services.items():
+        f = full.services[sid]
+        pd.testing.assert_frame_equal(pd.DataFrame(a.units),
+                                      pd.DataFrame(f.units.loc[a.units.index]))
+        pd.testing.assert_frame_equal(pd.DataFrame(a.points),
+                                      pd.DataFrame(f.points.loc[a.points.index]))
+        shared = ["name", "units_total", "units_judged", "units_passing", "share_passing",
+                  "residents_within_share", "target", "met", "shortfall_units"]
+        pd.testing.assert_frame_equal(a.townships[shared],
+                                      f.townships.loc[a.townships.index, shared])
+    cap, full_cap = part.services["nursery"].capacity, full.services["nursery"].capacity
+    pd.testing.assert_frame_equal(cap, full_cap.loc[cap.index])
+
+
+def test_township_filter_capacity_figures_by_hand(net):
+    """2SFCA with the competing demand across the border, computed by hand (see the layer)."""
+    r_a, r_b, r_c = 10 / 1300, 6 / 900, 4 / 1000  # places per resident in each catchment
+    for towns in (None, ["二镇"]):
+        r = run_audit(tiny_dataset(), network=net, services=["nursery"], townships=towns,
+                      facilities={"nursery": _nurseries_across_border()})
+        cap = r.services["nursery"].capacity["places_per_1000"]
+        # 南村: d4 (300) reaches a and b, d5 (200) nothing; 北村: d6, d7 reach c
+        assert cap[UNITS[2]] == pytest.approx(1000 * 300 * (r_a + r_b) / 500)
+        assert cap[UNITS[3]] == pytest.approx(1000 * r_c)
+    county = r.services["nursery"].county["capacity"]
+    # places of the facilities inside 二镇 (b and c) per 1,000 of its 1,000 residents
+    assert county["places_per_1000_total"] == pytest.approx(6 + 4)
+    assert county["population"] == 1000
+    whole = run_audit(tiny_dataset(), network=net, services=["nursery"],
+                      facilities={"nursery": _nurseries_across_border()})
+    assert whole.services["nursery"].county["capacity"]["places_per_1000_total"] == \
+        pytest.approx(20 / 3000 * 1000)
 
 
 def test_point_off_network_counts_as_uncovered(net):

@@ -70,6 +70,15 @@ def test_fail_under(tiny, tmp_path, capsys):
     (["--threshold", "canteen=abc"], "threshold"),
     (["--threshold", "library=10"], "library"),
     (["--speed", "-1"], "speed"),
+    (["--speed", "inf"], "--speed"),
+    (["--speed", "1e308"], "--speed"),
+    (["--speed", "1e-300"], "--speed"),
+    (["--mode", "cycle", "--speed", "nan"], "--speed"),
+    (["--threshold", "canteen=1e9"], "--threshold"),
+    (["--threshold", "canteen=inf"], "--threshold"),
+    (["--threshold", "0"], "--threshold"),
+    (["--min-share", "0"], "--min-share"),
+    (["--services", "clinic", "--threshold", "canteen=10"], "not audited"),
     (["--facilities", "canteen"], "SERVICE=FILE"),
 ])
 def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, argv, match):

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
+import math
+
+import numpy as np
 import pytest
 
 from qyx_geo._errors import QyxGeoError, SettingsError, UnknownServiceError
@@ -17,11 +21,44 @@ def test_settings_defaults_and_speed():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"walk_speed_kmh": 0}, {"min_share": 1.5}, {"mode": "car"}, {"threshold_minutes": {"x": -1}}],
+    [{"walk_speed_kmh": 0}, {"min_share": 1.5}, {"mode": "car"},
+     {"threshold_minutes": {"canteen": -1}},
+     # accepted before: each made every unit pass (or none) and still exit 0
+     {"walk_speed_kmh": math.inf}, {"walk_speed_kmh": 1e308}, {"cycle_speed_kmh": 1e-300},
+     {"elderly_walk_speed_kmh": math.nan}, {"threshold_minutes": {"canteen": 1e9}},
+     {"threshold_minutes": {"canteen": math.inf}}, {"min_share": True}, {"min_share": 0},
+     {"min_share": "0.8"}, {"max_snap_m": math.inf}, {"max_snap_m": 1e7},
+     {"street_width_m": math.inf}, {"threshold_minutes": 15},
+     {"threshold_minutes": {"canteen": True}}],
 )
 def test_settings_rejects_bad_values(bad):
-    with pytest.raises(SettingsError):
+    with pytest.raises(SettingsError, match=next(iter(bad))):
         Settings(**bad)
+
+
+def test_settings_threshold_for_unknown_service():
+    with pytest.raises(UnknownServiceError, match="library"):
+        Settings(threshold_minutes={"library": 10})
+
+
+def test_settings_normalise_numbers_and_stay_immutable():
+    s = Settings(walk_speed_kmh=np.int64(5), threshold_minutes={"canteen": np.float64(10)})
+    assert type(s.walk_speed_kmh) is float and s.walk_speed_kmh == 5.0
+    assert s.threshold_minutes == {"canteen": 10.0}
+    assert type(s.threshold_minutes["canteen"]) is float
+    # range edges are inclusive (min_share's lower edge is open)
+    assert Settings(walk_speed_kmh=10, min_share=1.0, max_snap_m=5000).max_snap_m == 5000.0
+
+
+def test_check_setting():
+    from qyx_geo.settings import RANGES, check_setting
+
+    assert set(RANGES) < {f.name for f in dataclasses.fields(Settings)}
+    assert check_setting("threshold_minutes", np.float32(10)) == 10.0
+    with pytest.raises(SettingsError, match="finite"):
+        check_setting("threshold_minutes", math.nan)
+    with pytest.raises(SettingsError, match="Unknown setting"):
+        check_setting("speed", 4)
 
 
 def test_settings_refuses_unknown_keys():

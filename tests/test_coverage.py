@@ -105,6 +105,11 @@ def test_bad_arguments():
         _score(min_share=1.2)
     with pytest.raises(SettingsError, match="threshold_minutes"):
         _score(threshold_minutes=0)
+    # the settings' rule (qyx_geo.settings.check_setting): finite, typed, plausible
+    for bad in ({"threshold_minutes": math.inf}, {"threshold_minutes": 1e9},
+                {"min_share": True}, {"min_share": math.nan}):
+        with pytest.raises(SettingsError, match=next(iter(bad))):
+            _score(**bad)
     bad = _points()
     bad.loc["p01", "pop"] = -1
     with pytest.raises(SettingsError, match="p01"):
@@ -187,7 +192,7 @@ def _random_points(rows) -> gpd.GeoDataFrame:
 
 
 @settings(max_examples=60, deadline=None)
-@given(_point_rows, st.floats(1, 60), st.floats(0, 1), st.randoms(use_true_random=False))
+@given(_point_rows, st.floats(1, 60), st.floats(0, 1, exclude_min=True), st.randoms(use_true_random=False))
 def test_property_shares_in_range_and_order_invariant(rows, threshold, min_share, rnd):
     pts = _random_points(rows)
     kw = {"demand_column": "pop", "threshold_minutes": threshold, "min_share": min_share}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from qyx_geo._errors import SettingsError
 from qyx_geo.cli.region import add_region_option
 from qyx_geo.services import get_service, service_ids
-from qyx_geo.settings import MODES, Settings
+from qyx_geo.settings import MODES, Settings, check_setting
 from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
 
 if TYPE_CHECKING:
@@ -100,12 +100,23 @@ def _share(name: str, value: float | None) -> float | None:
     return value
 
 
+def _checked(flag: str, raw: object, name: str, value: object) -> Any:
+    """Check one option with the settings' rule book, naming the flag in the message."""
+    try:
+        return check_setting(name, value)
+    except SettingsError as err:
+        msg = f"{flag} {raw!r}: {err}"
+        raise SettingsError(msg) from None
+
+
 def _settings(args: argparse.Namespace, services: list[str]) -> Settings:
     changes: dict[str, Any] = {"mode": args.mode}
     if args.speed is not None:
-        changes[f"{args.mode}_speed_kmh"] = args.speed
+        name = f"{args.mode}_speed_kmh"
+        changes[name] = _checked("--speed", args.speed, name, args.speed)
     if args.min_share is not None:
-        changes["min_share"] = _share("--min-share", args.min_share)
+        changes["min_share"] = _checked("--min-share", args.min_share, "min_share",
+                                        args.min_share)
     thresholds: dict[str, float] = {}
     for item in args.threshold:
         service, sep, value = str(item).rpartition("=")
@@ -114,7 +125,17 @@ def _settings(args: argparse.Namespace, services: list[str]) -> Settings:
         except ValueError:
             msg = f"--threshold {item!r}: minutes must be a number, e.g. 15 or canteen=10."
             raise SettingsError(msg) from None
-        targets = [get_service(service).id] if sep else services
+        minutes = _checked("--threshold", item, "threshold_minutes", minutes)
+        if sep:
+            sid = get_service(service.strip()).id
+            if sid not in services:
+                # said explicitly on the command line: refuse rather than ignore it
+                msg = (f"--threshold {item!r}: service {sid!r} is not audited (--services "
+                       f"{','.join(services)}); drop the option or add the service.")
+                raise SettingsError(msg)
+            targets = [sid]
+        else:
+            targets = services
         thresholds.update(dict.fromkeys(targets, minutes))
     changes["threshold_minutes"] = thresholds
     return Settings().replace(**changes)
@@ -338,6 +359,8 @@ def _audit(args: argparse.Namespace) -> int:
           f"(达标条件 a unit passes at ≥{100 * settings.min_share:.0f}% of residents)")
     if result.township_codes:
         print(f"范围 scope: {', '.join(result.township_codes)}")
+    for warning in result.warnings:
+        print(f"⚠ {warning}", file=sys.stderr)
     if any(str(v.get("status")) != "real" for v in dataset.provenance.values()):
         print("⚠ 含合成数据,结果仅供演示 / synthetic data: figures demonstrate the method only")
     print()
