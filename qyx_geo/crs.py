@@ -16,8 +16,12 @@ future transformation grid is picked up.
 
 Every function takes longitude/easting first (``x``, then ``y``), accepts scalars or array-likes
 that broadcast together, returns ``float`` for scalar input and float64 arrays otherwise, and
-passes NaN through. As in every implementation of GCJ-02, points outside a rough box around China
-(lon 72.004–137.8347, lat 0.8293–55.8271) are not offset.
+passes missing values through as whole pairs: a NaN in either coordinate blanks both. Values that
+cannot be coordinates raise :class:`~qyx_geo._errors.CoordinateError` instead of returning
+numbers: degrees outside ``|lon| <= 180``, ``|lat| <= 90`` (a latitude of 121 is a swapped
+pair, and the message says so), infinities, and EPSG:4549 metres outside the zone's plausible
+range (easting 0–1,000 km, northing 0–10,000 km). As in every implementation of GCJ-02, points
+outside a rough box around China (lon 72.004–137.8347, lat 0.8293–55.8271) are not offset.
 
 Examples
 --------
@@ -86,8 +90,21 @@ FloatArray = npt.NDArray[np.float64]
 _T = TypeVar("_T")
 
 
-def _as_arrays(x: Any, y: Any) -> tuple[FloatArray, FloatArray, bool]:
-    """Return ``x, y`` as broadcast float64 arrays and whether both were scalars."""
+#: Largest |x| and |y| of a coordinate pair per kind of system, and the names of x and y.
+_LIMITS: dict[str, tuple[float, float, float, float, str, str]] = {
+    "degrees": (-180.0, 180.0, -90.0, 90.0, "longitude", "latitude"),
+    # EPSG:4549: false easting 500 km, a 3-degree zone spans a few hundred km either side
+    "metres": (0.0, 1_000_000.0, 0.0, 10_000_000.0, "easting", "northing"),
+}
+
+
+def _as_arrays(x: Any, y: Any, units: str | None = "degrees",
+               ) -> tuple[FloatArray, FloatArray, bool]:
+    """Return ``x, y`` as broadcast float64 arrays and whether both were scalars.
+
+    A NaN in one coordinate blanks the pair. With ``units`` (``"degrees"`` or ``"metres"``),
+    values outside :data:`_LIMITS` raise :class:`CoordinateError`, naming a swapped pair as such.
+    """
     try:
         xa = np.asarray(x, dtype=np.float64)
         ya = np.asarray(y, dtype=np.float64)
@@ -96,7 +113,31 @@ def _as_arrays(x: Any, y: Any) -> tuple[FloatArray, FloatArray, bool]:
         msg = (f"Coordinates must be numbers or arrays of numbers that broadcast together, got "
                f"x={x!r}, y={y!r}. Convert text columns with pandas.to_numeric first.")
         raise CoordinateError(msg) from err
-    return np.array(xb, dtype=np.float64), np.array(yb, dtype=np.float64), xa.ndim == ya.ndim == 0
+    xo, yo = np.array(xb, dtype=np.float64), np.array(yb, dtype=np.float64)
+    missing = np.isnan(xo) | np.isnan(yo)
+    xo[missing] = np.nan
+    yo[missing] = np.nan
+    if units is not None:
+        _check_range(xo, yo, units)
+    return xo, yo, xa.ndim == ya.ndim == 0
+
+
+def _check_range(x: FloatArray, y: FloatArray, units: str) -> None:
+    xmin, xmax, ymin, ymax, xname, yname = _LIMITS[units]
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(x) & ~((x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax))
+    if not bad.any():
+        return
+    i = np.unravel_index(int(np.flatnonzero(bad.ravel())[0]), bad.shape) if bad.ndim else ()
+    bx, by = float(x[i]), float(y[i])
+    swapped = ymin <= bx <= ymax and xmin <= by <= xmax
+    hint = (f"the pair looks swapped: give {xname} first, i.e. ({by!r}, {bx!r})" if swapped
+            else f"{xname} must be in [{xmin:g}, {xmax:g}] and {yname} in [{ymin:g}, {ymax:g}] "
+                 f"{units}; check the values and the coordinate system")
+    msg = (f"{int(bad.sum())} coordinate pair(s) out of range, first ({bx!r}, {by!r}) at "
+           f"position {tuple(int(k) for k in i)!r}: {hint}. Blank missing values (NaN) instead "
+           "of filling them with numbers.")
+    raise CoordinateError(msg)
 
 
 def _out(x: FloatArray, y: FloatArray, scalar: bool) -> Any:
@@ -107,7 +148,7 @@ def _out(x: FloatArray, y: FloatArray, scalar: bool) -> Any:
 
 def in_china(lon: npt.ArrayLike, lat: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Return where points lie in the rough box around China inside which GCJ-02 offsets apply."""
-    lon_a, lat_a, _ = _as_arrays(lon, lat)
+    lon_a, lat_a, _ = _as_arrays(lon, lat, units=None)
     return (lon_a >= 72.004) & (lon_a <= 137.8347) & (lat_a >= 0.8293) & (lat_a <= 55.8271)
 
 
@@ -285,6 +326,10 @@ def _check_crs(crs: object, argument: str) -> str:
     return str(crs)
 
 
+def _units(crs: str) -> str:
+    return "metres" if crs == "epsg4549" else "degrees"
+
+
 def _to_wgs84_arrays(x: FloatArray, y: FloatArray, crs: str) -> tuple[FloatArray, FloatArray]:
     if crs == "wgs84":
         return x, y
@@ -328,7 +373,7 @@ def to_wgs84(x: Any, y: Any, *, crs: CrsName) -> Any:
         ``(lon, lat)`` in WGS84 degrees: floats for scalar input, float64 arrays otherwise.
     """
     name = _check_crs(crs, "crs")
-    xa, ya, scalar = _as_arrays(x, y)
+    xa, ya, scalar = _as_arrays(x, y, _units(name))
     return _out(*_to_wgs84_arrays(xa, ya, name), scalar)
 
 
@@ -353,7 +398,7 @@ def convert(x: Any, y: Any, *, src: CrsName, dst: CrsName) -> Any:
     """Convert coordinates from ``src`` to ``dst`` (through WGS84 unless they are equal)."""
     src_name = _check_crs(src, "src")
     dst_name = _check_crs(dst, "dst")
-    xa, ya, scalar = _as_arrays(x, y)
+    xa, ya, scalar = _as_arrays(x, y, _units(src_name))
     if src_name != dst_name:
         xa, ya = _from_wgs84_arrays(*_to_wgs84_arrays(xa, ya, src_name), dst_name)
     return _out(xa, ya, scalar)

@@ -213,3 +213,44 @@ def test_metric_crs_for_bounds_and_validation() -> None:
             validate_metric_crs(bad)
     with pytest.raises(CoordinateError):
         metric_crs_for(shapely.Polygon())
+
+
+_PUBLIC_PAIRS = [crs.wgs84_to_gcj02, crs.gcj02_to_wgs84, crs.gcj02_to_bd09, crs.bd09_to_gcj02,
+                 crs.wgs84_to_bd09, crs.bd09_to_wgs84,
+                 *(lambda x, y, c=c: crs.to_wgs84(x, y, crs=c) for c in
+                   ("wgs84", "gcj02", "bd09", "cgcs2000")),
+                 *(lambda x, y, c=c: crs.from_wgs84(x, y, crs=c) for c in crs.CRS_NAMES),
+                 lambda x, y: crs.convert(x, y, src="gcj02", dst="bd09")]
+
+
+@pytest.mark.parametrize("fn", _PUBLIC_PAIRS)
+def test_nan_in_one_coordinate_blanks_the_pair(fn) -> None:
+    lon, lat = fn(np.array([121.2, np.nan, 121.3]), np.array([np.nan, 30.2, 30.1]))
+    assert np.isnan(lon[:2]).all() and np.isnan(lat[:2]).all()
+    assert np.isfinite(lon[2]) and np.isfinite(lat[2])
+    one = fn(121.2, math.nan)
+    assert math.isnan(one[0]) and math.isnan(one[1])
+
+
+@pytest.mark.parametrize("fn", _PUBLIC_PAIRS)
+@pytest.mark.parametrize(("x", "y", "match"), [
+    (121.2, 95.0, "out of range"),          # latitude beyond the pole
+    (30.17, 121.25, "looks swapped"),       # (lat, lon) given as (lon, lat)
+    (181.0, 30.0, "out of range"),
+    (121.2, math.inf, "out of range"),
+])
+def test_out_of_range_and_swapped_pairs_raise(fn, x, y, match) -> None:
+    with pytest.raises(CoordinateError, match=match):
+        fn(x, y)
+    with pytest.raises(CoordinateError, match=r"1 coordinate pair.*position \(1,\)"):
+        fn([121.2, x], [30.2, y])
+
+
+def test_projected_pairs_are_range_checked() -> None:
+    x, y = crs.from_wgs84(121.2467, 30.1703, crs="epsg4549")
+    with pytest.raises(CoordinateError, match="looks swapped"):
+        crs.to_wgs84(y, x, crs="epsg4549")
+    with pytest.raises(CoordinateError, match="easting"):
+        crs.convert(-5.0, y, src="epsg4549", dst="wgs84")
+    lon, lat = crs.to_wgs84([x, np.nan], [y, y], crs="epsg4549")
+    assert np.isnan([lon[1], lat[1]]).all() and abs(lon[0] - 121.2467) < 1e-9
