@@ -21,6 +21,7 @@ The files are one output set (:mod:`qyx_geo._outputs`): all are rendered into a 
 first and committed together only when every one succeeded — a failed or killed run leaves
 neither half-written nor mixed outputs behind (maps included, via ``maps_writer``), and files of
 an earlier audit that this run does not write again are removed.
+Text cells of every table are guarded against formula injection (:mod:`qyx_geo._tables`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import pandas as pd
 
 from qyx_geo import __version__
 from qyx_geo._outputs import output_set
+from qyx_geo._tables import safe_table, write_csv
 from qyx_geo.audit import AuditResult, ServiceAudit
 from qyx_geo.plan import Plan, Target
 
@@ -202,7 +204,8 @@ def _write_xlsx(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
     from openpyxl.utils import get_column_letter
 
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        for name, frame in sheets.items():
+        for name, raw in sheets.items():
+            frame = safe_table(raw)  # text cells must not run as formulas
             frame.to_excel(writer, sheet_name=name[:31], index=False)
             ws = writer.sheets[name[:31]]
             ws.freeze_panes = "B2"
@@ -503,11 +506,11 @@ def write_report(
     with output_set(out_dir, "audit") as staged:
         if maps_writer is not None:
             maps_writer(staged.subfolder("maps"))
-        villages.to_csv(staged.path("coverage_villages.csv"), encoding="utf-8-sig")
+        write_csv(villages, staged.path("coverage_villages.csv"))
         _write_xlsx(staged.path("coverage_villages.xlsx"), {
             "村(社区)覆盖": _excel_frame(villages, result),
             "字段说明": _column_sheet(villages, zh_v)})
-        towns.to_csv(staged.path("townships.csv"), encoding="utf-8-sig")
+        write_csv(towns, staged.path("townships.csv"))
         sheets = {"镇(街道)汇总": _excel_frame(towns, result)}
         for sid, audit in result.services.items():
             ranked = audit.townships.sort_values(["rank", "name"], na_position="last")

@@ -116,3 +116,23 @@ def test_public_surface_is_lazy_and_complete():
     assert out.stdout.split() == ["False", "False"]
     with pytest.raises(AttributeError, match="no attribute"):
         _ = qyx_geo.not_a_thing
+
+
+def test_safe_table_guards_text_only():
+    import pandas as pd
+
+    from qyx_geo._tables import FORMULA_PREFIXES, safe_cell, safe_table
+
+    frame = pd.DataFrame({"=h": ["=1+1", "ok", None], "n": [-1.0, 2.0, np.nan],
+                          "c": pd.Categorical(["@x", "y", "@x"]), "b": [True, False, True]},
+                         index=pd.Index(["-id", "+id", "\tid"], name="@idx"))
+    out = safe_table(frame)
+    assert list(out["'=h"].iloc[:2]) == ["'=1+1", "ok"] and pd.isna(out["'=h"].iloc[2])
+    assert list(out.columns) == ["'=h", "n", "c", "b"] and out.index.name == "'@idx"
+    assert list(out.index) == ["'-id", "'+id", "'\tid"]
+    assert list(out["c"]) == ["'@x", "y", "'@x"]
+    pd.testing.assert_series_equal(out["n"], frame["n"].set_axis(out.index))
+    assert out["b"].dtype == bool
+    assert frame.iloc[0, 0] == "=1+1"  # input untouched
+    pd.testing.assert_frame_equal(safe_table(out), out)  # idempotent
+    assert all(safe_cell(p + "x") == "'" + p + "x" for p in FORMULA_PREFIXES)

@@ -597,3 +597,23 @@ def test_parse_count_and_lonlat() -> None:
 def test_intake_errors_are_qyx_errors() -> None:
     for cls in (ColumnError, DataFileError, SettingsError):
         assert issubclass(cls, QyxGeoError)
+
+
+def test_write_intake_neutralises_formulas(tmp_path: Path) -> None:
+    """Names, ids, addresses and raw coordinates stay text in the CSV and XLSX reports."""
+    from _spreadsheets import EVIL, assert_csv_safe, assert_xlsx_safe
+
+    reg = tmp_path / "register.csv"
+    reg.write_text("编号,名称,经度,纬度,地址\n"
+                   f"{EVIL[2]},\"{EVIL[0].replace(chr(34), chr(34) * 2)}\",+121.226589,30.197289,"
+                   f"{EVIL[3]}\n"
+                   f"{EVIL[3]},{EVIL[1]},121.238715,30.266882,\n", encoding="utf-8")
+    result = imp(reg, layer="canteen")
+    check_accounting(result)
+    assert set(result.report["name"]) == {EVIL[0], EVIL[1]}  # kept as typed in the data
+    paths = write_intake(result, tmp_path / "out")
+    assert_csv_safe(paths["report_csv"], expect=(EVIL[0], EVIL[1], EVIL[2], "+121.226589"))
+    assert_xlsx_safe(paths["report_xlsx"], expect=(EVIL[0], EVIL[1], EVIL[2]))
+    cells = {c.value: c.data_type for c in
+             openpyxl.load_workbook(paths["report_xlsx"])["逐行 rows"]["A"][1:]}
+    assert cells == {2: "n", 3: "n"}  # row numbers stay numbers

@@ -25,6 +25,36 @@ def test_writes_every_file(result, tmp_path):
     assert all(p.stat().st_mode & 0o044 for p in written)  # readable by others (not 0600)
 
 
+def test_tables_neutralise_formulas(tmp_path):
+    """Register text that a spreadsheet would run (=, +, -, @, tab, CR) stays text, numbers stay
+    numbers: facility ids (the nearest-facility column), unit and township names."""
+    import dataclasses
+
+    from _spreadsheets import EVIL, assert_csv_safe, assert_xlsx_safe
+
+    ds = tiny_dataset()
+    clinic = ds.facilities["clinic"].copy()
+    clinic.index = pd.Index(list(EVIL[:3]), name="id")
+    units = ds.units.copy()
+    units.loc[UNITS[0], "name"] = EVIL[3]
+    units["township_name"] = units["township_name"].replace("二镇", EVIL[4])
+    towns = ds.townships.copy()
+    towns.loc["330282101", "name"] = EVIL[5]
+    ds = dataclasses.replace(ds, units=units, townships=towns,
+                             facilities={**ds.facilities, "clinic": clinic})
+    r = run_audit(ds, network=grid_graph(), year=2027)
+    assert set(r.services["clinic"].units["nearest_facility"]) == set(EVIL[:3])
+    write_report(r, tmp_path)
+    used = (EVIL[0], EVIL[2], EVIL[3], EVIL[4])  # nearest ids, a unit and a township name
+    assert_csv_safe(tmp_path / "coverage_villages.csv", expect=used)
+    cells = assert_xlsx_safe(tmp_path / "coverage_villages.xlsx", expect=used)
+    assert {c.data_type for c in cells if isinstance(c.value, float)} == {"n"}
+    assert_csv_safe(tmp_path / "townships.csv", expect=(EVIL[5],))
+    assert_xlsx_safe(tmp_path / "townships.xlsx", expect=(EVIL[5],))
+    v = pd.read_csv(tmp_path / "coverage_villages.csv", encoding="utf-8-sig", dtype={"code": str})
+    assert v["canteen_share_within"].dtype == float  # numbers kept numeric
+
+
 def test_csv_has_bom_and_values(result, tmp_path):
     write_report(result, tmp_path)
     raw = (tmp_path / "coverage_villages.csv").read_bytes()

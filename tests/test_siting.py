@@ -419,6 +419,30 @@ def test_max_sites_and_budget_with_user_candidates(county, tmp_path):
     assert full.after["met"] is True
 
 
+def test_write_sites_neutralises_formulas(county, tmp_path):
+    """Candidate ids from a user's file and unit names stay text in the CSV and XLSX."""
+    import dataclasses
+
+    from _spreadsheets import EVIL, assert_csv_safe, assert_xlsx_safe
+
+    from qyx_geo.siting import propose_sites, write_sites
+
+    best = propose_sites(county, service="canteen", year=2027, settings=_settings(),
+                         verify=False).sites
+    ids = [EVIL[i % len(EVIL[:4])] + str(i) for i in range(len(best))]
+    path = tmp_path / "cands.csv"
+    pd.DataFrame({"id": ids, "lon": best["lon"], "lat": best["lat"]}).to_csv(path, index=False)
+    r = propose_sites(county, service="canteen", year=2027, settings=_settings(),
+                      candidates=path, verify=False)
+    assert set(r.sites["candidate_id"]) == set(ids)
+    sites = r.sites.copy()
+    sites["unit_name"] = EVIL[4]
+    paths = write_sites(dataclasses.replace(r, sites=sites), tmp_path / "out")
+    assert_csv_safe(paths["csv"], expect=(*ids, EVIL[4]))
+    cells = assert_xlsx_safe(paths["xlsx"], expect=(*ids, EVIL[4]))
+    assert {c.data_type for c in cells if isinstance(c.value, float)} == {"n"}
+
+
 def test_unreachable_target_names_the_units_no_candidate_reaches(county):
     import geopandas as gpd
     import shapely

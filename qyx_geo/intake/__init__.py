@@ -34,6 +34,7 @@ import shapely
 from qyx_geo import crs as _crs
 from qyx_geo._errors import ColumnError, DataFileError, QyxGeoError, SettingsError
 from qyx_geo._outputs import output_set
+from qyx_geo._tables import safe_table, write_csv
 from qyx_geo.intake._checks import (
     RowState,
     assign_units,
@@ -583,10 +584,11 @@ def write_intake(result: IntakeResult, out_dir: str | Path) -> dict[str, Path]:
     # old report)
     with output_set(out, f"intake:{name}") as staged:
         layer_out.to_file(staged.path(files["layer"]), driver="GeoJSON", engine="pyogrio")
-        people.to_csv(staged.path(files["report_csv"]), index=False, encoding="utf-8-sig")
+        write_csv(people, staged.path(files["report_csv"]), index=False)
         with pd.ExcelWriter(staged.path(files["report_xlsx"]), engine="openpyxl") as writer:
-            people.to_excel(writer, sheet_name="逐行 rows", index=False)
-            summary_rows.to_excel(writer, sheet_name="摘要 summary", index=False)
+            # register text (names, ids, raw coordinates) must not run as formulas
+            safe_table(people).to_excel(writer, sheet_name="逐行 rows", index=False)
+            safe_table(summary_rows).to_excel(writer, sheet_name="摘要 summary", index=False)
         staged.path(files["summary"]).write_text(
             json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return {key: out / rel for key, rel in files.items()}

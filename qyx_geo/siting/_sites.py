@@ -30,6 +30,7 @@ from qyx_geo._errors import (
     DuplicateIdError,
     SettingsError,
 )
+from qyx_geo._tables import safe_table, write_csv
 from qyx_geo.engine import NetworkArrays, snap_points
 from qyx_geo.schema import FACILITY_COLUMNS, METRIC_CRS, WGS84
 from qyx_geo.services import Service
@@ -313,15 +314,16 @@ def write_sites(result: SitingResult, out_dir: str | os.PathLike[str], *,
     table = _table(result).rename(columns=HEADERS_ZH)
     paths = {kind: folder / f"{stem}.{kind}" for kind in ("csv", "xlsx", "geojson", "json")}
     with _io.atomic_write(paths["csv"], "w", encoding="utf-8-sig", newline="") as fh:
-        table.to_csv(fh, index=False)
+        write_csv(table, fh, index=False)
     summary = result.summary()
     rows = [(k, json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v)
             for k, v in summary.items()]
 
     def _xlsx(tmp: Path) -> None:
         with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-            table.to_excel(writer, sheet_name="拟建站点 sites", index=False)
-            pd.DataFrame(rows, columns=["项目 item", "值 value"]).to_excel(
+            # names come from registers and candidate files: no formulas
+            safe_table(table).to_excel(writer, sheet_name="拟建站点 sites", index=False)
+            safe_table(pd.DataFrame(rows, columns=["项目 item", "值 value"])).to_excel(
                 writer, sheet_name="概要 summary", index=False)
 
     _io.write_with(paths["xlsx"], _xlsx)
