@@ -33,6 +33,7 @@ import pandas as pd
 
 from qyx_geo import __version__
 from qyx_geo._outputs import output_set
+from qyx_geo._tables import safe_table, write_csv
 from qyx_geo.coverage import rank_shares
 from qyx_geo.services import get_service
 
@@ -44,19 +45,8 @@ __all__ = ["MERGED_FILES", "county_ranking", "merged_table", "write_merged"]
 MERGED_FILES = ("all_units.csv", "all_townships.csv", "counties.csv", "counties.xlsx",
                 "batch.json", "summary.md", "overview.html")
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _STATUS_ZH = {"done": "完成 done", "skipped": "未变跳过 unchanged, skipped",
               "failed": "失败 failed"}
-
-
-def _neutralise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that a spreadsheet would run as a formula with ``'`` (OWASP advice)."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            out[col] = [f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_START) else v
-                        for v in out[col]]
-    return out
 
 
 def merged_table(outcomes: Sequence[RegionOutcome], which: str) -> pd.DataFrame:
@@ -274,7 +264,7 @@ def _write_xlsx(path: Path, counties: pd.DataFrame) -> None:
         sid, _, field = col.partition("_")
         names[col] = zh.get(col) or (f"{get_service(sid).label_zh}·{fields[field]}"
                                      if field in fields else col)
-    view = _neutralise(counties.reset_index()).rename(columns=names)
+    view = safe_table(counties.reset_index().rename(columns=names))
     view.to_excel(path, sheet_name="县域排名", index=False, engine="openpyxl")
 
 
@@ -289,9 +279,9 @@ def write_merged(outcomes: Sequence[RegionOutcome], out: Path, *,
     # one output set: committed together, and a later run removes its own stale files
     # (overview.html when no county could be drawn) but never the regions' sets or user files
     with output_set(out, "batch") as staged:
-        _neutralise(units).to_csv(staged.path("all_units.csv"), encoding="utf-8-sig")
-        _neutralise(towns).to_csv(staged.path("all_townships.csv"), encoding="utf-8-sig")
-        _neutralise(counties).to_csv(staged.path("counties.csv"), encoding="utf-8-sig")
+        write_csv(units, staged.path("all_units.csv"))  # names: no formulas (_tables)
+        write_csv(towns, staged.path("all_townships.csv"))
+        write_csv(counties, staged.path("counties.csv"))
         _write_xlsx(staged.path("counties.xlsx"), counties)
         staged.path("batch.json").write_text(json.dumps(_record(outcomes, options),
                                                         ensure_ascii=False, indent=2),

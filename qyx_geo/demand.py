@@ -31,6 +31,7 @@ import shapely
 
 from qyx_geo import _io
 from qyx_geo._errors import DataFileError, SettingsError
+from qyx_geo._tables import write_csv
 from qyx_geo.crs import metric_crs_for, validate_metric_crs
 from qyx_geo.osm_features import TagRule, scan_features
 from qyx_geo.schema import DEMAND_COLUMNS, WGS84
@@ -386,7 +387,9 @@ def write_demand(result: DemandResult, out_dir: str | Path) -> dict[str, Path]:
     paths = {"demand": out / "demand.csv", "units": out / "demand_units.csv",
              "summary": out / "demand_summary.json"}
     _io.write_with(paths["demand"], lambda p: table.to_csv(p, index=False, encoding="utf-8"))
-    _io.write_with(paths["units"], lambda p: result.units.to_csv(p, encoding="utf-8-sig"))
+    # demand.csv is a data layer the loaders read back (ids, codes, numbers); the per-unit
+    # report is for people and spreadsheets: its text cells are guarded against formulas
+    _io.write_with(paths["units"], lambda p: write_csv(result.units, p))
     _io.atomic_write_text(paths["summary"],
                           json.dumps(result.summary(), ensure_ascii=False, indent=2) + "\n")
     return paths

@@ -71,6 +71,13 @@ def test_population_per_unit_and_street_fallback(tmp_path: Path) -> None:
     paths = write_demand(result, tmp_path / "out")
     table = pd.read_csv(paths["demand"], dtype={"unit_code": str})
     assert int(table["pop"].sum()) == 3030 and {"lon", "lat", "method"} <= set(table.columns)
+    # the per-unit report is for spreadsheets: a code that looks like a formula stays text
+    import dataclasses
+
+    from _spreadsheets import assert_csv_safe
+
+    evil = dataclasses.replace(result, units=result.units.rename(index={"a": "=a"}))
+    assert_csv_safe(write_demand(evil, tmp_path / "evil")["units"], expect=("=a",))
 
 
 def test_streets_where_no_buildings(tmp_path: Path) -> None:
