@@ -51,6 +51,7 @@ __all__ = [
     "read_csv",
     "read_vector",
     "require_columns",
+    "township_code",
 ]
 
 #: At most this many offending rows are spelled out in a message; the rest are counted.
@@ -200,19 +201,25 @@ def read_csv(path: str | os.PathLike[str], *, dtype: Mapping[str, Any] | None = 
     return df
 
 
-def require_columns(columns: Iterable[Hashable], required: Sequence[str], *,
-                    source_name: str) -> None:
+def require_columns(columns: Iterable[Hashable], required: Iterable[str], *,
+                    source_name: str, hint: str = "") -> None:
     """Raise ``ColumnError`` listing each missing column with the closest present name.
+
+    The one required-columns check of the package: loaders, scoring, maps, charts and plan files
+    all call it.
 
     Parameters
     ----------
     columns
-        The columns the table has.
+        The columns the table has (e.g. ``frame.columns``).
     required
         The columns it must have.
     source_name
         File name (or label) used in the message.
+    hint
+        Extra advice appended to the message (where such a table comes from).
     """
+    required = list(required)
     present = [str(c) for c in columns]
     missing = [c for c in required if c not in present]
     if not missing:
@@ -223,8 +230,44 @@ def require_columns(columns: Iterable[Hashable], required: Sequence[str], *,
         near = closest(col, spare)
         hints.append(f"{col!r} (found {near!r}: rename it to {col!r})" if near else repr(col))
     msg = (f"{source_name}: missing required column(s) {', '.join(hints)}. "
-           f"Columns present: {present!r}; required: {list(required)!r}.")
+           f"Columns present: {present!r}; required: {list(required)!r}."
+           + (f" {hint}" if hint else ""))
     raise ColumnError(msg)
+
+
+def township_code(townships: pd.DataFrame, township: object) -> str:
+    """Return the 9-digit code of a township given by code or by name: the one lookup rule.
+
+    ``townships`` is indexed by code with a ``name`` column. A code is taken as is; a name must
+    name exactly one township — a name shared by several is an error listing their codes, so
+    that a wrong township is never picked silently (the four earlier copies took the first, the
+    last or only a unique match).
+
+    Raises
+    ------
+    UnknownCodeError
+        The code or name is unknown (with the closest names), or the name is ambiguous.
+    """
+    key = str(township).strip()
+    codes = townships.index.astype(str)
+    if key in set(codes):
+        return key
+    names = townships["name"].astype(str).str.strip()
+    hits = list(codes[(names == key).to_numpy()])
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        listed = ", ".join(f"{c} {key}" for c in hits)
+        msg = (f"镇(街道)名称 {key!r} 不唯一 / township name {key!r} is ambiguous ({listed}); "
+               "give the 9-digit code instead.")
+        raise UnknownCodeError(msg)
+    near = closest(key, list(dict.fromkeys(names)))
+    suggestion = f"did you mean {near!r}? " if near else ""
+    known = sorted(set(names))
+    shown = ", ".join(known if len(known) <= 12 else [*known[:3], "…"])
+    msg = (f"未知的镇(街道) / unknown township {township!r}; {suggestion}give a 9-digit code or "
+           f"one of the names ({shown}; see `qyx info`).")
+    raise UnknownCodeError(msg)
 
 
 def normalise_codes(values: pd.Series) -> pd.Series:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,14 +34,15 @@ from qyx_geo._errors import (
     DataFileError,
     NoTargetError,
     SettingsError,
-    UnknownCodeError,
 )
+from qyx_geo._validate import township_code
 from qyx_geo.coverage import (
     capacity_by_unit,
     county_summary,
     coverage_gaps,
     township_table,
     unit_coverage,
+    within_threshold,
 )
 from qyx_geo.engine import NetworkArrays, build_arrays, nearest_facility, snap_points, two_step_fca
 from qyx_geo.plan import Plan, load_plan
@@ -67,10 +67,6 @@ log = logging.getLogger(__name__)
 
 #: ``progress(step, done, total)`` is called before each step of :func:`run_audit`.
 ProgressCallback = Callable[[str, int, int], None]
-
-#: Columns of the per-point table of a :class:`ServiceAudit`, besides the demand columns.
-POINT_RESULT_COLUMNS = ("minutes", "dist_m", "facility_id", "snap_dist_m", "too_far", "within")
-
 
 class _DatasetLike(Protocol):
     """What :func:`run_audit` needs of a :class:`qyx_geo.dataset.Dataset`."""
@@ -246,19 +242,7 @@ def _resolve_townships(dataset: _DatasetLike, townships: Iterable[str] | None,
         return None
     if isinstance(townships, str):
         townships = [townships]
-    table = dataset.townships
-    by_name = {str(n): str(c) for c, n in table["name"].items()}
-    codes: list[str] = []
-    for item in townships:
-        key = str(item).strip()
-        if key in table.index:
-            codes.append(key)
-        elif key in by_name:
-            codes.append(by_name[key])
-        else:
-            msg = (f"Unknown township {item!r}; give a 9-digit code or a name such as "
-                   f"{sorted(by_name)[:3]!r} (see `qyx info`).")
-            raise UnknownCodeError(msg)
+    codes = [township_code(dataset.townships, item) for item in townships]
     if not codes:
         msg = "townships is empty; leave it out to audit the whole county."
         raise SettingsError(msg)
@@ -517,7 +501,7 @@ def _audit_service(
                               crs=demand.crs)
     for col in ("minutes", "dist_m", "facility_id", "snap_dist_m", "too_far"):
         points[col] = times[col].to_numpy()
-    points["within"] = (points["minutes"].fillna(math.inf) <= threshold + 1e-9).to_numpy()
+    points["within"] = within_threshold(points["minutes"], threshold)
     scored = unit_coverage(points, units, demand_column=svc.demand_column,
                            threshold_minutes=threshold, min_share=settings.min_share,
                            unit_kinds=_unit_kinds(svc, plan))

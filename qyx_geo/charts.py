@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qyx_geo._errors import ColumnError, SettingsError
+from qyx_geo._errors import SettingsError
+from qyx_geo._validate import require_columns, township_code
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -117,24 +118,11 @@ def _axes(ax: Axes | None, n_rows: int) -> Axes:
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        msg = f"{name} lacks columns {missing!r}; it has {list(frame.columns)!r}."
-        raise ColumnError(msg)
+    require_columns(frame.columns, columns, source_name=name)
 
 
 def _township_code(table: pd.DataFrame, township: str | None) -> str | None:
-    if township is None:
-        return None
-    key = str(township).strip()
-    if key in table.index:
-        return key
-    hit = table.index[table["name"].astype(str) == key]
-    if len(hit):
-        return str(hit[0])
-    msg = (f"Unknown township {township!r}; give a name or 9-digit code such as "
-           f"{list(table['name'].astype(str))[:3]!r}.")
-    raise SettingsError(msg)
+    return None if township is None else township_code(table, township)
 
 
 def _target_line(ax: Axes, value: float, label: str) -> None:

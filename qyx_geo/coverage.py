@@ -30,9 +30,11 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from qyx_geo._errors import ColumnError, SettingsError
+from qyx_geo._errors import SettingsError
+from qyx_geo._validate import require_columns
 from qyx_geo.settings import check_setting
 from qyx_geo.targets import Target
 
@@ -46,6 +48,7 @@ __all__ = [
     "township_table",
     "unit_coverage",
     "weighted_median",
+    "within_threshold",
 ]
 
 #: Columns of :func:`unit_coverage` (besides the index ``code``).
@@ -58,11 +61,23 @@ _TOL = 1e-9
 
 
 def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        msg = (f"{what} lacks column(s) {missing!r}; it has {list(frame.columns)!r}. "
-               "Pass the engine output joined with the demand points (see docs/audit.md).")
-        raise ColumnError(msg)
+    require_columns(frame.columns, columns, source_name=what,
+                    hint="Pass the engine output joined with the demand points "
+                         "(see docs/audit.md).")
+
+
+def within_threshold(minutes: npt.ArrayLike, threshold_minutes: float) -> npt.NDArray[np.bool_]:
+    """Return whether each travel time counts as within the threshold: the one rule.
+
+    ``minutes <= threshold_minutes`` up to a rounding tolerance of 1e-9 minutes (a resident at
+    exactly 15.0 minutes is covered however the sum of edge times rounds); ``NaN`` (not on the
+    network) and ``inf`` (unreachable) are never within.
+
+    >>> within_threshold([14.9, 15.0, 15.0 + 1e-12, 15.1, float("nan"), float("inf")], 15)
+    array([ True,  True,  True, False, False, False])
+    """
+    m = pd.to_numeric(pd.Series(np.asarray(minutes).ravel()), errors="coerce").to_numpy(float)
+    return np.nan_to_num(m, nan=np.inf) <= float(threshold_minutes) + _TOL
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -149,7 +164,7 @@ def unit_coverage(
         raise SettingsError(msg)
     minutes = pd.to_numeric(points["minutes"], errors="coerce").to_numpy(float)
     sort_minutes = np.where(np.isnan(minutes), np.inf, minutes)
-    within = sort_minutes <= threshold + _TOL
+    within = within_threshold(sort_minutes, threshold)
     frame = pd.DataFrame({
         "unit": points["unit_code"].astype(str).to_numpy(), "w": weight, "m": sort_minutes,
         "fid": points["facility_id"].astype(object).to_numpy(),
@@ -354,8 +369,8 @@ def coverage_gaps(
     threshold = check_setting("threshold_minutes", threshold_minutes)
     minutes = pd.to_numeric(points["minutes"], errors="coerce")
     residents = pd.to_numeric(points[demand_column], errors="coerce").fillna(0.0)
-    keep = ~(minutes.fillna(np.inf) <= threshold + _TOL) & (residents > 0)
-    sel = points[keep.to_numpy()]
+    keep = ~within_threshold(minutes, threshold) & (residents > 0).to_numpy()
+    sel = points[keep]
     codes = sel["unit_code"].astype(str)
     names = units["name"].reindex(codes)
     out = gpd.GeoDataFrame({

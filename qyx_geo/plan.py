@@ -50,8 +50,9 @@ from typing import Any, Literal, get_args
 
 import pandas as pd
 
-from qyx_geo._errors import ColumnError, DataFileError, NoTargetError, SettingsError
+from qyx_geo._errors import DataFileError, NoTargetError, SettingsError
 from qyx_geo._paths import data_dir
+from qyx_geo._validate import require_columns
 from qyx_geo.services import Service, get_service
 
 __all__ = [
@@ -381,11 +382,8 @@ def _indicator_csv(path: Path, years: tuple[int, ...]) -> pd.DataFrame:
         raise DataFileError(msg) from err
     required = ["number", *_INDICATOR_TEXT_COLUMNS, *(str(y) for y in years)]
     required += [f"{c}_{y}" for y in years for c in ("op", "value")]
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        msg = (f"{str(path)!r} lacks column(s) {missing!r}; expected {required!r} "
-               "(see docs/targets.md).")
-        raise ColumnError(msg)
+    require_columns(frame.columns, required, source_name=repr(str(path)),
+                    hint="See docs/targets.md.")
     out = frame[required].copy()
     for pos, record in enumerate(out.to_dict("records")):
         row = pos + 2  # 1-based line number in the file, after the header

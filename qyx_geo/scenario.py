@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from qyx_geo._errors import ColumnError, DuplicateIdError, SettingsError, UnknownCodeError
+from qyx_geo._validate import township_code
 from qyx_geo.schema import FACILITY_COLUMNS, WGS84
 
 __all__ = [
@@ -168,17 +169,10 @@ def close_facilities(layer: gpd.GeoDataFrame, ids: str | Iterable[str]) -> gpd.G
 
 def _township_code(service_audit: Any, township: str) -> str:
     units = service_audit.units
-    codes = units["township_code"].astype(str)
-    names = units["township_name"].astype(str)
-    key = str(township).strip()
-    if key in set(codes):
-        return key
-    hit = codes[names == key]
-    if len(hit):
-        return str(hit.iloc[0])
-    msg = (f"Unknown township {township!r}; give a 9-digit code or a name such as "
-           f"{sorted(set(names))[:3]!r}.")
-    raise UnknownCodeError(msg)
+    table = (units[["township_code", "township_name"]].astype(str)
+             .drop_duplicates("township_code").set_index("township_code")
+             .rename(columns={"township_name": "name"}))
+    return township_code(table, township)
 
 
 def sites_at_gaps(service_audit: Any, *, township: str | None = None,

@@ -32,8 +32,6 @@ class Service:
         Default travel-time threshold of the 15-minute circle for this service.
     tiers_minutes
         Bands reported and drawn (e.g. 5/10/15).
-    mode
-        Default travel mode (``"walk"``; ``"cycle"`` for the rural 30-minute circle).
     capacity_unit_zh
         Unit of the facilities' ``capacity`` column (托位, 座位, 床位) or ``None``.
     coverage_target
@@ -52,7 +50,6 @@ class Service:
     demand_column: str
     threshold_minutes: float = 15.0
     tiers_minutes: tuple[float, ...] = (5.0, 10.0, 15.0)
-    mode: str = "walk"
     capacity_unit_zh: str | None = None
     coverage_target: str | None = None
     capacity_target: str | None = None

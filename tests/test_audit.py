@@ -318,3 +318,26 @@ def test_facility_beyond_snap_limit_is_reported_not_used(caplog):
     assert "canteen-far" not in set(a.points["facility_id"].dropna())
     assert summary_dict(res)["services"]["canteen"]["facilities_too_far"] == ["canteen-far"]
     assert "canteen-far" in summary_markdown(res)
+
+
+def test_an_ambiguous_township_name_is_an_error_everywhere():
+    """One lookup rule: a name two townships share never picks one of them silently."""
+    from _audit_fixtures import TOWNS
+
+    from qyx_geo import charts, maps, scenario
+
+    ds = tiny_dataset()
+    twin = dataclasses.replace(ds, townships=ds.townships.assign(name="一街道"),
+                               units=ds.units.assign(township_name="一街道"))
+    with pytest.raises(UnknownCodeError, match=f"ambiguous.*{TOWNS[0]}.*{TOWNS[1]}"):
+        run_audit(twin, network=grid_graph(), townships=["一街道"])
+    sa = run_audit(twin, network=grid_graph(), services=["canteen"]).services["canteen"]
+    for call in (lambda: maps.service_map(sa, twin, township="一街道"),
+                 lambda: charts.ranking_chart(sa, township="一街道"),
+                 lambda: scenario.sites_at_gaps(sa, township="一街道")):
+        with pytest.raises(UnknownCodeError, match="ambiguous"):
+            call()
+    by_code = run_audit(twin, network=grid_graph(), services=["canteen"], townships=[TOWNS[1]])
+    assert by_code.township_codes == (TOWNS[1],)
+    with pytest.raises(UnknownCodeError, match="did you mean '一街道'"):
+        run_audit(ds, network=grid_graph(), townships=["一街"])

@@ -10,7 +10,7 @@ import pytest
 from _audit_fixtures import grid_graph, tiny_dataset
 
 from qyx_geo import charts
-from qyx_geo._errors import SettingsError
+from qyx_geo._errors import SettingsError, UnknownCodeError
 from qyx_geo.audit import run_audit
 from qyx_geo.engine import build_arrays
 from qyx_geo.notebook import InlineMap, inline_map
@@ -50,7 +50,7 @@ def test_ranking_chart_orders_townships_and_marks_target(result):
     highlighted = [t.get_text() for t in ax.get_yticklabels() if t.get_color() != "black"]
     assert len(highlighted) == 1 and highlighted[0].endswith("二镇")
     assert "老年助餐" in ax.get_title() and "2027" in ax.get_title()
-    with pytest.raises(SettingsError, match="'三镇'"):
+    with pytest.raises(UnknownCodeError, match="'三镇'"):
         charts.ranking_chart(sa, township="三镇")
 
 
@@ -68,7 +68,7 @@ def test_comparison_chart_shows_before_and_after(result):
     assert _labels(changed)[::-1] == keep["name"].tolist()
     texts = [t.get_text() for t in changed.texts]
     assert any("→" in t and "+" in t for t in texts)
-    with pytest.raises(Exception, match="lacks columns"):
+    with pytest.raises(Exception, match="missing required column"):
         charts.comparison_chart(table.drop(columns=["change"]))
 
 

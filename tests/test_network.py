@@ -25,6 +25,7 @@ from qyx_geo.network import (
 from qyx_geo.network._graph_ops import project_in_place
 from qyx_geo.network._osm_files import WayFilter
 
+ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "network"
 TINY = FIX / "tiny.osm"
 
@@ -400,3 +401,42 @@ def test_cli_load_with_clip(tmp_path, monkeypatch, capsys):
 def test_cli_network_without_action_prints_help(capsys):
     assert cli_main(["network"]) == 2
     assert "load" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("network_type", qn.NETWORK_TYPES)
+def test_vendored_way_filters_match_osmnx_for_every_type(network_type):
+    from qyx_geo.network._osm_files import osmnx_way_filter
+
+    ours = osmnx_way_filter(network_type)
+    WayFilter(network_type)  # parses
+    private = getattr(getattr(ox, "_overpass", None), "_get_network_filter", None)
+    if private is None:  # pragma: no cover - osmnx moved it: the vendored table still works
+        pytest.skip("this osmnx has no _overpass._get_network_filter to compare with")
+    assert ours == private(network_type)  # drift detector: update OSMNX_WAY_FILTERS
+
+
+@pytest.mark.parametrize(("tags", "accepted_by"), [
+    ({"highway": "motorway"}, {"drive", "drive_service", "all", "all_public"}),
+    ({"highway": "footway"}, {"walk", "all", "all_public"}),
+    ({"highway": "cycleway"}, {"bike", "all", "all_public"}),
+    ({"highway": "residential", "access": "private"}, {"all"}),
+    ({"highway": "service", "service": "driveway"}, {"walk", "bike", "drive_service", "all",
+                                                     "all_public"}),
+    ({"highway": "residential", "foot": "no"}, {"bike", "drive", "drive_service", "all",
+                                                "all_public"}),
+    ({"highway": "construction"}, set()),
+])
+def test_way_filters_of_every_network_type(tags, accepted_by):
+    assert {t for t in qn.NETWORK_TYPES if WayFilter(t).accepts(tags)} == accepted_by
+
+
+def test_the_package_imports_no_private_osmnx_name():
+    import re
+
+    # osmnx defines its exception classes only in osmnx._errors (listed in its documented
+    # internals reference): the one allowed exception
+    pattern = re.compile(r"\b(?:ox|osmnx)\._(?!errors\b)[a-z]")
+    offenders = [f"{p.relative_to(ROOT)}:{n}" for p in (ROOT / "qyx_geo").rglob("*.py")
+                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+                 if pattern.search(line.split("#")[0])]
+    assert offenders == []

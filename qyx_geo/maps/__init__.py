@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from qyx_geo import _io
-from qyx_geo._errors import ColumnError, SettingsError, UnknownCodeError
+from qyx_geo._errors import ColumnError, SettingsError
+from qyx_geo._validate import township_code
 from qyx_geo.maps._offline import AssetMode, escape_text, external_urls, render_offline_html
 from qyx_geo.maps._parts import (
     GAODE_URL,
@@ -200,17 +201,7 @@ def _facilities(dataset: Any, service_id: str) -> gpd.GeoDataFrame:
 
 def _township_code(townships: pd.DataFrame, township: str | None) -> str | None:
     """Resolve a township name or 9-digit code to its code (``None`` stays ``None``)."""
-    if township is None:
-        return None
-    key = str(township).strip()
-    if key in townships.index:
-        return key
-    hits = townships.index[townships["name"] == key]
-    if len(hits) == 1:
-        return str(hits[0])
-    msg = (f"Unknown township {township!r}; use a 9-digit code or one of the names "
-           f"{sorted(townships['name'])!r}.")
-    raise UnknownCodeError(msg)
+    return None if township is None else township_code(townships, township)
 
 
 def _clip_to(frame: gpd.GeoDataFrame | None, area: Any) -> gpd.GeoDataFrame | None:

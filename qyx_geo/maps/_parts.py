@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from qyx_geo._errors import ColumnError
+from qyx_geo._validate import require_columns
 from qyx_geo.maps._offline import (
     GAODE_URL,
     OSM_URL,
@@ -338,10 +338,8 @@ def share_colour(share: float, judged: bool) -> str:
 
 
 def required_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        msg = f"{what} lacks column(s) {missing!r}; it has {list(frame.columns)!r}."
-        raise ColumnError(msg)
+    """Raise :class:`ColumnError` naming the missing columns (``_validate.require_columns``)."""
+    require_columns(frame.columns, columns, source_name=what)
 
 
 

@@ -25,15 +25,16 @@ from qyx_geo._errors import DataFileError
 
 __all__ = [
     "FORMATS",
+    "OSMNX_WAY_FILTERS",
     "FileFormat",
     "WayFilter",
     "detect_format",
     "highway_counts",
     "osmnx_settings",
+    "osmnx_way_filter",
     "pbf_to_xml",
     "read_graphml",
     "read_osm_xml",
-    "way_filter",
     "xml_generator",
 ]
 
@@ -50,21 +51,70 @@ FORMATS: dict[str, FileFormat] = {
 # One clause of an Overpass way filter: ["key"], ["key"~"re"] or ["key"!~"re"].
 _CLAUSE = re.compile(r'\["([^"]+)"(?:(!?~)"([^"]*)")?\]')
 
-#: osmnx 2.1's walk filter, used only if a future osmnx moves its private filter function.
-_FALLBACK_WALK = (
-    '["highway"]["area"!~"yes"]["access"!~"private"]'
-    '["highway"!~"abandoned|bus_guideway|construction|cycleway|motor|no|planned|'
-    'platform|proposed|raceway|razed|rest_area|services"]'
-    '["foot"!~"no"]["service"!~"private"]'
-    '["sidewalk"!~"separate"]["sidewalk:both"!~"separate"]'
-    '["sidewalk:left"!~"separate"]["sidewalk:right"!~"separate"]'
-)
+#: osmnx's Overpass way filters per network type, verbatim from osmnx 2.1
+#: (``osmnx/_overpass.py``, MIT licence, © Geoff Boeing), with ``{access}`` standing for the
+#: public setting ``osmnx.settings.default_access``. Kept here so that no private osmnx name is
+#: imported; ``tests/test_network.py`` compares every entry with the installed osmnx's own.
+OSMNX_WAY_FILTERS: dict[str, str] = {
+    "drive": (
+        '["highway"]["area"!~"yes"]{access}'
+        '["highway"!~"abandoned|bridleway|bus_guideway|construction|corridor|'
+        "cycleway|elevator|escalator|footway|no|path|pedestrian|planned|platform|"
+        'proposed|raceway|razed|rest_area|service|services|steps|track"]'
+        '["motor_vehicle"!~"no"]["motorcar"!~"no"]'
+        '["service"!~"alley|driveway|emergency_access|parking|parking_aisle|private"]'
+    ),
+    "drive_service": (
+        '["highway"]["area"!~"yes"]{access}'
+        '["highway"!~"abandoned|bridleway|bus_guideway|construction|corridor|'
+        "cycleway|elevator|escalator|footway|no|path|pedestrian|planned|platform|"
+        'proposed|raceway|razed|rest_area|services|steps|track"]'
+        '["motor_vehicle"!~"no"]["motorcar"!~"no"]'
+        '["service"!~"emergency_access|parking|parking_aisle|private"]'
+    ),
+    "walk": (
+        '["highway"]["area"!~"yes"]{access}'
+        '["highway"!~"abandoned|bus_guideway|construction|cycleway|motor|no|planned|'
+        'platform|proposed|raceway|razed|rest_area|services"]'
+        '["foot"!~"no"]["service"!~"private"]'
+        '["sidewalk"!~"separate"]["sidewalk:both"!~"separate"]'
+        '["sidewalk:left"!~"separate"]["sidewalk:right"!~"separate"]'
+    ),
+    "bike": (
+        '["highway"]["area"!~"yes"]{access}'
+        '["highway"!~"abandoned|bus_guideway|construction|corridor|elevator|'
+        "escalator|footway|motor|no|planned|platform|proposed|raceway|razed|"
+        'rest_area|services|steps"]'
+        '["bicycle"!~"no"]["service"!~"private"]'
+    ),
+    "all_public": (
+        '["highway"]["area"!~"yes"]{access}'
+        '["highway"!~"abandoned|construction|no|planned|platform|proposed|raceway|'
+        'razed|rest_area|services"]'
+        '["service"!~"private"]'
+    ),
+    "all": (
+        '["highway"]["area"!~"yes"]["highway"!~"abandoned|construction|no|planned|'
+        'platform|proposed|raceway|razed|rest_area|services"]'
+    ),
+}
+
+
+def osmnx_way_filter(network_type: str) -> str:
+    """Return osmnx's Overpass way filter for ``network_type`` (with its current access rule)."""
+    try:
+        template = OSMNX_WAY_FILTERS[network_type]
+    except KeyError:
+        msg = (f"network_type must be one of {', '.join(OSMNX_WAY_FILTERS)}; got "
+               f"{network_type!r}")
+        raise ValueError(msg) from None
+    return template.replace("{access}", str(ox.settings.default_access))
 
 
 class WayFilter:
     """osmnx's Overpass way filter for a network type, applied to tags we already hold.
 
-    The filter string is osmnx's own (``osmnx._overpass._get_network_filter``), parsed into
+    The filter string is osmnx's own (:data:`OSMNX_WAY_FILTERS`), parsed into
     clauses with Overpass semantics: ``["k"]`` needs the key, ``["k"~"re"]`` needs a value
     matching ``re`` (unanchored, case-sensitive), ``["k"!~"re"]`` rejects a matching value and
     accepts a missing key. Tag values that simplification turned into lists fail if any value
@@ -73,13 +123,7 @@ class WayFilter:
 
     def __init__(self, network_type: str) -> None:
         self.network_type = network_type
-        try:
-            text = ox._overpass._get_network_filter(network_type)
-        except AttributeError:  # pragma: no cover - osmnx moved its private helper
-            if network_type != "walk":
-                raise
-            logger.warning("osmnx has no _get_network_filter; using osmnx 2.1's walk filter")
-            text = _FALLBACK_WALK
+        text = osmnx_way_filter(network_type)
         self.text = text
         self.clauses = [(k, op or None, re.compile(rx) if op else None)
                         for k, op, rx in _CLAUSE.findall(text)]
@@ -114,11 +158,6 @@ class WayFilter:
             if (op == "~" and not hit) or (op == "!~" and hit):
                 return False
         return True
-
-
-def way_filter(network_type: str) -> WayFilter:
-    """Return osmnx's way filter for ``network_type`` (``walk``, ``all``, ``drive``, …)."""
-    return WayFilter(network_type)
 
 
 def detect_format(path: Path) -> FileFormat:
