@@ -97,34 +97,35 @@ def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None,
 
 
 def grid_link(net: Any, source: str | os.PathLike[str] | None, settings: Settings) -> Any:
-    """Return the street links of the surface grid, cached per network file version and grid.
+    """Return the street links of the surface grid, cached per network file content and grid.
 
-    ``cache_dir()/engine/<network key>-link-<cell>m-<snap>m.npz`` holds plain arrays (numpy,
-    no pickle); a network without a file (``source=None``) is linked afresh.
+    Cached through :mod:`qyx_geo._cache` (``cache_dir()/grid_link``, plain arrays, no pickle;
+    keyed by the network's content key, the cell size and the snap limit; a damaged entry is
+    rebuilt); a network without a file (``source=None``) is linked afresh.
     """
     import numpy as np
 
-    from qyx_geo._io import atomic_path
+    from qyx_geo import _cache
     from qyx_geo.audit import network_cache_key
     from qyx_geo.surfaces import GridLink, link_grid
 
     cell, snap = settings.surface_cell_m, settings.max_snap_m
     if source is None:
         return link_grid(net, cell_m=cell, max_snap_m=snap)
-    path = (_paths.cache_dir() / "engine"
-            / f"{network_cache_key(source)}-link-{cell:g}m-{snap:g}m.npz")
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                link = GridLink.from_arrays({k: z[k] for k in z.files})
-            if link.n_edges == net.n_edges:
-                return link
-        except (OSError, ValueError, KeyError) as err:
-            logger.warning("ignoring unreadable grid-link cache %s (%s)", path, err)
-    link = link_grid(net, cell_m=cell, max_snap_m=snap)
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        np.savez(fh, **{k: np.asarray(v) for k, v in link.arrays().items()})  # type: ignore[arg-type]
-    return link
+
+    def decode(arrays: dict[str, Any]) -> GridLink:
+        link = GridLink.from_arrays(arrays)
+        if link.n_edges != net.n_edges:
+            msg = f"grid link of {link.n_edges} edges for a network of {net.n_edges}"
+            raise ValueError(msg)
+        return link
+
+    key = _cache.cache_key("grid_link", {"network": network_cache_key(source), "cell_m": cell,
+                                         "max_snap_m": snap})
+    return _cache.get_or_build(
+        "grid_link", Path(source).name, key,
+        build=lambda: link_grid(net, cell_m=cell, max_snap_m=snap),
+        encode=lambda link: {k: np.asarray(v) for k, v in link.arrays().items()}, decode=decode)
 
 
 def _provenance(result: AuditResult, facilities: Any, *, own_network: bool) -> Any:

@@ -230,3 +230,21 @@ def test_leftover_temporaries_of_killed_runs_are_removed(cache):
     build, _ = _counting([1])
     _get("k1", build)
     assert not old.exists() and fresh.exists()
+
+
+def test_damaged_grid_link_cache_is_rebuilt(cache, caplog):
+    from _audit_fixtures import grid_graph
+
+    from qyx_geo.engine import build_arrays
+    from qyx_geo.pipeline import grid_link
+    from qyx_geo.settings import Settings
+
+    net = build_arrays(grid_graph())
+    first = grid_link(net, TINY, Settings())  # TINY only names the network file for the key
+    (entry,) = _cache.entries("grid_link")
+    entry.path.write_bytes(entry.path.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="qyx_geo._cache"):
+        again = grid_link(net, TINY, Settings())
+    assert "unusable" in caplog.text
+    for name, value in first.arrays().items():
+        np.testing.assert_array_equal(np.asarray(again.arrays()[name]), np.asarray(value))

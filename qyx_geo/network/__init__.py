@@ -86,8 +86,8 @@ DEFAULT_NETWORK_PATH = Path("network") / "cixi_walk_synthetic.osm.bz2"
 #: ``generator`` prefix of files written by :mod:`qyx_geo.synth.network`.
 _SYNTH_GENERATOR = "qyx_geo.synth"
 _CACHE_SUBDIR = "networks"
-#: caches computed from a processed network (audit engine arrays, map roads)
-_DERIVED_SUBDIRS = ("engine", "roads")
+#: caches computed from a processed network (audit engine arrays, map roads, surface grid link)
+_DERIVED_SUBDIRS = ("engine", "roads", "grid_link")
 _HTTP_SUBDIR = "osmnx-http"
 # Bump when the processing below changes, so that old cached graphs are not reused.
 _PIPELINE = 3
