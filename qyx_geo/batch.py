@@ -22,19 +22,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import os
-import re
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from qyx_geo import __version__
+from qyx_geo._batch_regions import (
+    InitSpec,
+    RegionSpec,
+    find_regions,
+    read_populations,
+    region_id,
+    region_key,
+    resolve_regions,
+)
 from qyx_geo._errors import QyxGeoError, SettingsError
 from qyx_geo.settings import Settings
 
@@ -50,7 +56,9 @@ __all__ = [
     "audit_region",
     "find_regions",
     "local_client",
+    "read_populations",
     "region_key",
+    "resolve_regions",
     "run_batch",
 ]
 
@@ -62,7 +70,6 @@ Status = Literal["done", "skipped", "failed"]
 _REQUIRED = ("coverage_villages.csv", "townships.csv", "summary.json", "run.json")
 #: Sub-folder of the batch output with one folder per region.
 REGIONS_DIR = "regions"
-_ID_RE = re.compile(r"[^0-9A-Za-z_\-\u4e00-\u9fff]+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +110,7 @@ class RegionTask:
     out_dir: str
     options: BatchOptions
     force: bool = False
+    init: InitSpec | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,87 +171,6 @@ def _region_outline(pack: str | os.PathLike[str]) -> tuple[Any, Any]:
 
     region = resolve_region(pack)
     return region, load_outline(path=region.path("outline"))
-
-
-def _is_pack(folder: Path) -> bool:
-    from qyx_geo.region import DEFAULT_LAYOUT, MANIFEST_NAME
-
-    return (folder / MANIFEST_NAME).is_file() or (folder / DEFAULT_LAYOUT["outline"]).is_file()
-
-
-def find_regions(specs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Resolve region specifications to pack folders, in order, without duplicates.
-
-    Parameters
-    ----------
-    specs
-        Pack folders, folders whose sub-folders are packs, or official county codes
-        (``330282``: the embedded region).
-
-    Raises
-    ------
-    SettingsError
-        A specification that is neither (named with the fix).
-    """
-    found: list[Path] = []
-    for spec in specs:
-        text = os.fspath(spec).strip()
-        folder = Path(text)
-        if re.fullmatch(r"\d{6}", text) and not folder.exists():
-            from qyx_geo.region import default_region_dir, resolve_region
-
-            embedded = default_region_dir()
-            if resolve_region(embedded).code != text:
-                msg = (f"Region {text!r}: no pack for this code here; build one with "
-                       f"`qyx region init {text} --out regions/{text}` and pass the folder.")
-                raise SettingsError(msg)
-            found.append(embedded)
-        elif folder.is_dir() and _is_pack(folder):
-            found.append(folder)
-        elif folder.is_dir():
-            packs = sorted(p for p in folder.iterdir() if p.is_dir() and _is_pack(p))
-            if not packs:
-                msg = (f"Region folder {text!r} is not a region pack and holds none "
-                       "(a pack has a region.toml); give pack folders or codes.")
-                raise SettingsError(msg)
-            found.extend(packs)
-        else:
-            msg = f"Region {text!r} does not exist; give a pack folder or a 6-digit county code."
-            raise SettingsError(msg)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    return unique
-
-
-def _region_id(pack: Path) -> str:
-    """Return a folder-safe id for a pack: its folder name (the embedded pack: its code)."""
-    from qyx_geo.region import default_region_dir, resolve_region
-
-    if pack.resolve() == default_region_dir().resolve():
-        return resolve_region(pack).code
-    name = _ID_RE.sub("_", pack.name).strip("._") or "region"
-    return name[:80]
-
-
-def region_key(pack: str | os.PathLike[str], options: BatchOptions) -> str:
-    """Return the content hash of a region's inputs and the batch settings (SHA-256, hex).
-
-    Every file under ``pack`` (relative path and bytes, hidden files excepted), the options
-    and the qyx_geo version go in: any change to a file, a setting or the code's version gives
-    a new key, and an unchanged region keeps its key wherever the pack is moved.
-    """
-    root = Path(pack)
-    digest = hashlib.sha256()
-    digest.update(json.dumps({"options": options.to_dict(), "version": __version__},
-                             sort_keys=True).encode())
-    files = sorted(p for p in root.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    for path in files:
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        with path.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-        digest.update(b"\0")
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------- the task
@@ -314,6 +241,8 @@ def audit_region(task: RegionTask) -> RegionOutcome:
                             "out_dir": task.out_dir}
     key: str | None = None
     try:
+        if task.init is not None and not Path(task.pack, "region.toml").is_file():
+            _generate(task.init, Path(task.pack))
         key = region_key(task.pack, task.options)
         skipped = not task.force and _complete(out, key)
         region, outline = _region_outline(task.pack)
@@ -337,6 +266,15 @@ def audit_region(task: RegionTask) -> RegionOutcome:
                              error=f"{type(err).__name__}: {err}{detail}",
                              seconds=time.perf_counter() - start, peak_rss_mb=_peak_rss_mb(),
                              worker=_worker_address())
+
+
+def _generate(spec: InitSpec, pack: Path) -> None:
+    """Generate a missing pack on the worker (``qyx region init``; written atomically)."""
+    from qyx_geo.packs.init import init_region
+
+    t0 = time.perf_counter()
+    init_region(spec.code, pack, population=spec.population, population_source=spec.source)
+    logger.info("generated pack %s in %.1f s", pack, time.perf_counter() - t0)
 
 
 def _audit_pack(task: RegionTask, key: str) -> None:
@@ -430,12 +368,13 @@ def local_client(*, workers: int | None = None, memory_limit: str | float | None
         cluster.close()
 
 
-def _tasks(packs: Sequence[Path], out: Path, options: BatchOptions, *,
+def _tasks(regions: Sequence[RegionSpec], out: Path, options: BatchOptions, *,
            force: bool) -> list[RegionTask]:
     seen: dict[str, Path] = {}
     tasks = []
-    for pack in packs:
-        rid = _region_id(pack)
+    for spec in regions:
+        pack = spec.pack
+        rid = region_id(pack)
         if rid in seen:
             msg = (f"Regions {str(seen[rid])!r} and {str(pack)!r} would share the output folder "
                    f"{REGIONS_DIR}/{rid}; rename one of the pack folders.")
@@ -443,7 +382,7 @@ def _tasks(packs: Sequence[Path], out: Path, options: BatchOptions, *,
         seen[rid] = pack
         tasks.append(RegionTask(region_id=rid, pack=str(pack),
                                 out_dir=str(out / REGIONS_DIR / rid), options=options,
-                                force=force))
+                                force=force, init=spec.init))
     return tasks
 
 
@@ -468,6 +407,7 @@ def run_batch(
     force: bool = False,
     workers: int | None = None,
     memory_limit: str | float | None = "auto",
+    populations: Mapping[str, InitSpec] | str | os.PathLike[str] | None = None,
     on_done: Callable[[RegionOutcome], None] | None = None,
 ) -> BatchResult:
     """Audit many regions as dask tasks and write their outputs and the merged tables.
@@ -475,7 +415,9 @@ def run_batch(
     Parameters
     ----------
     regions
-        Pack folders, folders of packs, or county codes (see :func:`find_regions`).
+        Pack folders, folders of packs, or 6-digit county codes: the embedded pack's, one with a
+        pack in ``<out_dir>/packs/<code>``, or one in ``populations`` (its pack is generated
+        there by the worker, as ``qyx region init`` does).
     out_dir
         Batch folder: ``regions/<id>/`` per region (as ``qyx audit`` writes them), plus
         ``all_units.csv``, ``all_townships.csv``, ``counties.csv``/``.xlsx``,
@@ -489,6 +431,9 @@ def run_batch(
         Re-audit regions whose inputs and settings are unchanged (default: skip them).
     workers, memory_limit
         Of the local cluster (ignored with ``client``).
+    populations
+        Resident totals of the codes to generate: :func:`read_populations` of a
+        ``code,population,source`` CSV, or the CSV's path.
     on_done
         Called on the client with each region's outcome as it finishes (progress).
 
@@ -505,22 +450,23 @@ def run_batch(
     """
     from qyx_geo._batch_merge import write_merged
 
-    packs = find_regions(regions)
-    if not packs:
+    out = Path(out_dir)
+    if populations is not None and not isinstance(populations, Mapping):
+        populations = read_populations(populations)
+    specs = resolve_regions(list(regions), packs_dir=out / "packs", populations=populations)
+    if not specs:
         msg = "No regions given; pass pack folders, folders of packs or county codes."
         raise SettingsError(msg)
     options = BatchOptions(year=year, services=tuple(services) if services else None,
                            settings=settings or Settings(), maps=maps, isochrones=isochrones)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = _tasks(packs, out, options, force=force)
+    tasks = _tasks(specs, out, options, force=force)
     if client is None:
         with local_client(workers=min(workers or os.cpu_count() or 1, len(tasks)),
                           memory_limit=memory_limit) as local:
-            return run_batch(packs, out, client=local, year=year, services=services,
-                             settings=settings, maps=maps, isochrones=isochrones, force=force,
-                             on_done=on_done)
-    outcomes = _gather(client, tasks, on_done)
+            outcomes = _gather(local, tasks, on_done)
+    else:
+        outcomes = _gather(client, tasks, on_done)
     counties, written = write_merged(outcomes, out, options=options)
     return BatchResult(out_dir=out, outcomes=tuple(outcomes), counties=counties,
                        written=tuple(written))

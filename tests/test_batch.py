@@ -16,13 +16,14 @@ import pandas as pd
 import pytest
 from _batch_fixtures import write_tiny_region
 
-from qyx_geo._errors import SettingsError
+from qyx_geo._errors import DataFileError, SettingsError
 from qyx_geo.batch import (
     BatchOptions,
     RegionTask,
     audit_region,
     find_regions,
     local_client,
+    read_populations,
     region_key,
     run_batch,
 )
@@ -40,7 +41,7 @@ def _add_canteen(pack: Path) -> None:
     extra["properties"]["id"] = "canteen-extra"
     first = (pack / "network" / "grid.osm").read_text(encoding="utf-8")
     # the last grid node (2 km, 2 km from the origin): lat/lon from the OSM file
-    last = [line for line in first.splitlines() if line.startswith('<node id="121"')][0]
+    last = next(line for line in first.splitlines() if line.startswith('<node id="121"'))
     lat = float(last.split('lat="')[1].split('"')[0])
     lon = float(last.split('lon="')[1].split('"')[0])
     extra["geometry"]["coordinates"] = [lon - 0.004, lat - 0.004]
@@ -125,7 +126,7 @@ def test_region_outputs_equal_a_single_audit(first_batch, packs, tmp_path):
 
 
 def test_merged_tables_and_ranking(first_batch):
-    result, out, _ = first_batch
+    _result, out, _ = first_batch
     units = pd.read_csv(out / "all_units.csv", encoding="utf-8-sig", dtype={"code": str})
     per_region = {rid: pd.read_csv(out / "regions" / rid / "coverage_villages.csv",
                                    encoding="utf-8-sig", dtype={"code": str})
@@ -275,3 +276,34 @@ def test_rank_shares_ties():
     residents = pd.Series([0.7, 0.1, 0.7, 0.9, 0.8], index=list("abcde"))
     # 0.9 first; among the 0.5s residents break ties (e 0.8 before a = c 0.7)
     assert rank_shares(share, residents).tolist() == [3, 1, 3, pd.NA, 2]
+
+
+def test_codes_need_a_pack_or_a_population(packs, tmp_path):
+    from qyx_geo.batch import resolve_regions
+
+    pops = tmp_path / "pops.csv"
+    pops.write_text("code,population,source\n330281,1000,测试\n", encoding="utf-8")
+    specs = resolve_regions(["330281"], packs_dir=tmp_path / "packs",
+                            populations=read_populations(pops))
+    assert specs[0].pack == (tmp_path / "packs" / "330281").resolve()
+    assert specs[0].init is not None and specs[0].init.population == 1000
+    # a pack already generated there is used as it is
+    shutil.copytree(packs / "a_county", tmp_path / "packs" / "330281")
+    (again,) = resolve_regions(["330281"], packs_dir=tmp_path / "packs")
+    assert again.init is None and again.pack.name == "330281"
+    with pytest.raises(SettingsError, match="--populations"):
+        resolve_regions(["330283"], packs_dir=tmp_path / "packs")
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("code,population\n330281,5\n", "source"),
+    ("code,population,source\n33028,5,x\n", "row 2.*6-digit"),
+    ("code,population,source\n330281,1.5e6,x\n", "whole number"),
+    ("code,population,source\n330281,5,\n", "no source"),
+    ("code,population,source\n330281,5,x\n330281,6,y\n", "row 3.*twice"),
+])
+def test_read_populations_errors(tmp_path, text, match):
+    path = tmp_path / "p.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataFileError, match=match):
+        read_populations(path)

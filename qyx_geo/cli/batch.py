@@ -66,6 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--memory-limit", default="auto", metavar="X",
                    help="每个工作进程的内存上限 / memory limit per local worker, e.g. 4GB "
                         "(default auto = memory / workers; 0 = none)")
+    p.add_argument("--populations", type=Path, default=None, metavar="FILE",
+                   help="县级代码的常住人口表(code,population,source),无数据包的代码据此生成 / "
+                        "resident totals (CSV code,population,source) for codes without a pack: "
+                        "their packs are generated into OUT/packs/ (never invented)")
     p.add_argument("--dashboard", action="store_true",
                    help="启动 dask 仪表盘并打印地址(需 bokeh)/ serve the dask dashboard "
                         "(needs bokeh) and print its address")
@@ -138,7 +142,7 @@ def _batch(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from qyx_geo.batch import find_regions, run_batch
+    from qyx_geo.batch import read_populations, resolve_regions, run_batch
 
     services, settings = audit_options(args)
     year = PLAN_YEARS[-1] if args.year is None else args.year
@@ -150,14 +154,19 @@ def _batch(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # dask logs every scheduler/worker event at INFO on its own handler
         logging.getLogger("distributed").setLevel(logging.WARNING)
-    packs = find_regions(_split(args.regions) or [])
+    populations = read_populations(args.populations) if args.populations else None
+    specs = resolve_regions(_split(args.regions) or [], packs_dir=Path(args.out) / "packs",
+                            populations=populations)
+    packs = [s.pack for s in specs]
+    generate = sum(s.init is not None for s in specs)
     if not packs:
         msg = "--regions: no regions given."
         raise SettingsError(msg)
     with _client(args, len(packs)) as client:
         n_workers = len(client.scheduler_info().get("workers", {}))
         where = args.scheduler or f"本机 local cluster, {n_workers} 个进程 worker processes"
-        print(f"批量体检 batch: {len(packs)} 个地区 regions → {args.out} ({where})")
+        print(f"批量体检 batch: {len(packs)} 个地区 regions → {args.out} ({where})"
+              + (f";{generate} 个数据包先生成 packs generated first" if generate else ""))
         if args.dashboard and importlib.util.find_spec("bokeh") is None:
             print("仪表盘需要 bokeh / the dashboard needs bokeh: pip install bokeh",
                   file=sys.stderr)
@@ -166,7 +175,8 @@ def _batch(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(packs), desc="地区 regions", unit="个", file=sys.stderr,
                    disable=None)
         try:
-            result = run_batch(packs, args.out, client=client, year=year,
+            result = run_batch(_split(args.regions) or [], args.out, client=client, year=year,
+                               populations=populations,
                                services=services, settings=settings, maps=not args.no_maps,
                                isochrones=not args.no_isochrones, force=args.force,
                                on_done=lambda o: _print_outcome(o, bar))
