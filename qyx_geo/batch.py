@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchOptions",
     "BatchResult",
+    "InitSpec",
     "RegionOutcome",
     "RegionTask",
     "audit_region",
