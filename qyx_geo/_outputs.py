@@ -42,7 +42,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from qyx_geo._errors import DataFileError, OutputError
-from qyx_geo._io import atomic_write_text
 
 __all__ = ["MANIFEST", "OutputSet", "output_set", "remove_leftovers"]
 
@@ -259,10 +258,20 @@ def _commit(out: OutputSet) -> list[Path]:
     (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1),
                                     encoding="utf-8")
     backup = folder / f"{_BACKUP}{_token()}"
-    atomic_write_text(folder / _JOURNAL, json.dumps(
+    _recover(folder)  # another run's commit since we started: finished, rolled back or refused
+    journal = json.dumps(
         {"pid": os.getpid(), "run": run, "set": out.name, "staging": staging.name,
          "backup": backup.name, "new": [*new, MANIFEST], "old": [*stale, *replaced, MANIFEST]},
-        ensure_ascii=False))
+        ensure_ascii=False)
+    try:  # exclusive: two runs committing into one folder at once must not share a journal
+        with (folder / _JOURNAL).open("x", encoding="utf-8") as fh:
+            fh.write(journal)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except FileExistsError:
+        msg = (f"另一个 qyx 进程正在写入 {str(folder)!r} / another qyx run is committing into "
+               f"{str(folder)!r}; wait for it or choose another --out")
+        raise OutputError(msg) from None
     moved_old: list[str] = []
     moved_new: list[str] = []
     try:

@@ -21,7 +21,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = ("01_quickstart", "02_township", "03_what_if", "04_own_data")
 KERNEL = "qyx-venv-python"
 TIMEOUT_S = 240  # per cell; a warm run of a whole notebook takes 10-20 s on 2 cores
@@ -156,3 +157,16 @@ def test_notebook_runs_cleanly(name: str, kernel_dir: Path, warm_network: Path,
     if cjk_font_name() is not None:  # with a CJK font installed, no label may lose a glyph
         assert "missing from font" not in stderr, stderr[:500]
     assert "Traceback" not in stderr
+
+
+def test_notebooks_take_example_data_from_data_not_tests() -> None:
+    """Example inputs live in data/examples/ (shipped with the data), never in tests/fixtures."""
+    for name in NOTEBOOKS:
+        source = "\n".join(c.source for c in _read(name).cells if c.cell_type == "code")
+        assert "fixtures" not in source and "tests/" not in source, name
+    example = ROOT / "data" / "examples" / "canteen_register_synthetic_gbk_gcj02.csv"
+    assert "data/examples/canteen_register_synthetic_gbk_gcj02.csv" in "\n".join(
+        c.source for c in _read("04_own_data").cells)
+    # the example is the intake tests' fixture, whose known answers they check
+    fixture = ROOT / "tests" / "fixtures" / "registers" / "canteen_mixed_gbk_gcj02.csv"
+    assert example.read_bytes() == fixture.read_bytes()

@@ -160,3 +160,15 @@ def test_output_folder_that_is_a_file(tmp_path):
     f.write_text("x", encoding="utf-8")
     with pytest.raises(DataFileError, match="is a file"), output_set(f, "audit"):
         pass
+
+
+def test_a_live_run_committing_into_the_folder_is_not_disturbed(tmp_path):
+    out = tmp_path / "out"
+    _write(out, "audit", {"a.csv": "1"})
+    journal = {"pid": os.getppid(), "run": "x", "set": "audit", "staging": ".qyx-staging.1.a",
+               "backup": ".qyx-old.1.b", "new": ["a.csv"], "old": ["a.csv"]}
+    (out / ".qyx-commit.json").write_text(json.dumps(journal), encoding="utf-8")
+    before = _snapshot(out)
+    with pytest.raises(OutputError, match="another qyx run"):
+        _write(out, "audit", {"a.csv": "2"})
+    assert _snapshot(out) == before
