@@ -36,6 +36,7 @@ from qyx_geo._errors import (
     SettingsError,
 )
 from qyx_geo._validate import township_code
+from qyx_geo.checks import CheckResult, attribute_share_check, per_1000_check, presence_check
 from qyx_geo.coverage import (
     capacity_by_unit,
     county_summary,
@@ -45,9 +46,9 @@ from qyx_geo.coverage import (
     within_threshold,
 )
 from qyx_geo.engine import NetworkArrays, build_arrays, nearest_facility, snap_points, two_step_fca
-from qyx_geo.plan import Plan, load_plan
+from qyx_geo.plan import FACILITY_KINDS, Plan, load_plan
 from qyx_geo.schema import WGS84
-from qyx_geo.services import Service, get_service, service_ids
+from qyx_geo.services import Service, default_service_ids, get_service, service_ids
 from qyx_geo.settings import Settings
 from qyx_geo.targets import PLAN_YEARS
 
@@ -115,6 +116,9 @@ class ServiceAudit:
         The facility layer the audit used (the dataset's, or an override).
     mode
         Travel mode used (``walk``, ``elderly_walk`` or ``cycle``).
+    checks
+        The plan's facility-based targets for this service (presence, attribute share, places
+        per 1,000; :mod:`qyx_geo.checks`), by target key; empty without a plan.
     """
 
     service: Service
@@ -128,6 +132,7 @@ class ServiceAudit:
     capacity: pd.DataFrame | None = None
     facilities: gpd.GeoDataFrame | None = None
     mode: str = "walk"
+    checks: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,9 +225,15 @@ def _check_year(year: object, plan: Plan | None) -> int:
     return year
 
 
-def _resolve_services(services: Iterable[str | Service] | None) -> list[Service]:
+def _resolve_services(services: Iterable[str | Service] | None,
+                      layers: Mapping[str, Any]) -> list[Service]:
     if services is None:
-        return [get_service(s) for s in service_ids()]
+        # the registry's default services; optional ones only where the dataset has the layer
+        chosen = [get_service(s) for s in default_service_ids()]
+        skipped = [s.id for s in chosen if not s.required and s.id not in layers]
+        if skipped:
+            log.info("default services without a facility layer, not audited: %s", skipped)
+        return [s for s in chosen if s.required or s.id in layers]
     if isinstance(services, str | Service):
         services = [services]
     out: list[Service] = []
@@ -368,7 +379,7 @@ def run_audit(
     if not isinstance(settings, Settings):
         msg = f"settings must be a qyx_geo.settings.Settings, got {type(settings).__name__!r}."
         raise SettingsError(msg)
-    svcs = _resolve_services(services)
+    svcs = _resolve_services(services, dataset.facilities)
     if facilities is not None:
         unknown = [k for k in facilities if k not in {s.id for s in svcs}]
         if unknown:
@@ -525,9 +536,43 @@ def _audit_service(
                 capacity_total=scope.capacity_total(layer), target=cap_target)
             cap_county["target_note"] = cap_note
             county["capacity"] = cap_county
+    checks = {} if plan is None else _facility_checks(svc, plan, year, layer, townships, demand)
     return ServiceAudit(service=svc, year=year, threshold_minutes=threshold, points=points,
                         units=scored, townships=towns, county=county, gaps=gaps,
-                        capacity=capacity, facilities=layer, mode=settings.mode)
+                        capacity=capacity, facilities=layer, mode=settings.mode, checks=checks)
+
+
+def _facility_checks(svc: Service, plan: Plan, year: int, layer: gpd.GeoDataFrame,
+                     townships: pd.DataFrame, demand: pd.DataFrame) -> dict[str, CheckResult]:
+    """Score the plan's presence / attribute-share / per-1,000 targets for ``svc``."""
+    out: dict[str, CheckResult] = {}
+    for spec in plan.for_service(svc):
+        if spec.kind not in FACILITY_KINDS:
+            continue
+        try:
+            target, note = plan.year_target(spec, year), None
+        except NoTargetError as err:
+            target, note = None, str(err)
+        common: dict[str, Any] = {"key": spec.key, "service": svc.id, "target": target,
+                                  "note": note}
+        opts = spec.options
+        if spec.kind == "presence":
+            pop = demand.groupby("township_code")["pop"].sum()
+            out[spec.key] = presence_check(layer, townships, township_kinds=opts.get(
+                "township_kinds"), population=pop, **common)
+        elif spec.kind == "attribute_share":
+            out[spec.key] = attribute_share_check(layer, townships, attribute=opts["attribute"],
+                                                  levels=opts.get("levels"), **common)
+        else:
+            column = str(opts.get("population", "pop"))
+            if column not in demand.columns:
+                msg = (f"Plan target {spec.key!r} counts residents in column {column!r}, which "
+                       f"the demand points lack (columns: {list(demand.columns)!r}).")
+                raise ColumnError(msg)
+            pop = demand.groupby("township_code")[column].sum()
+            out[spec.key] = per_1000_check(layer, townships, pop, per=float(opts["per"]),
+                                           **common)
+    return out
 
 
 def _unit_kinds(svc: Service, plan: Plan | None) -> tuple[str, ...] | None:

@@ -25,6 +25,7 @@ from qyx_geo import _paths
 from qyx_geo._errors import NetworkError, SettingsError
 from qyx_geo.facilities import load_facilities
 from qyx_geo.schema import FACILITY_LAYERS
+from qyx_geo.services import service_ids
 from qyx_geo.units import (
     load_demand,
     load_outline,
@@ -235,9 +236,12 @@ def dataset_from_region(region: Region) -> Dataset:
     townships = load_townships(path=path("townships"), outline=shape)
     units = load_units(path=path("units"), townships=townships, outline=shape)
     demand = load_demand(path=path("demand"), units=units, outline=shape)
+    # the four core layers, then the registry's optional layers the pack lists
+    layers = [*FACILITY_LAYERS, *(s for s in service_ids() if s not in FACILITY_LAYERS
+                                  and path(f"facilities.{s}") is not None)]
     facilities = {layer: load_facilities(layer, path=path(f"facilities.{layer}"), units=units,
                                          outline=shape)
-                  for layer in FACILITY_LAYERS}
+                  for layer in layers}
     network_path = path("network")
     if network_path is None and region.files.get("network") is None:
         network_path = _find_network(region.root)
@@ -247,7 +251,7 @@ def dataset_from_region(region: Region) -> Dataset:
                 len(units), int(demand["pop"].sum()), {k: len(v) for k, v in facilities.items()})
     return Dataset(
         outline=outline, townships=townships, units=units, demand=demand,
-        facilities=MappingProxyType({k: facilities[k] for k in FACILITY_LAYERS}),
+        facilities=MappingProxyType(dict(facilities)),
         network_path=network_path,
         provenance=MappingProxyType({k: MappingProxyType(v) for k, v in prov.items()}),
         data_dir=region.root, region=region)

@@ -36,6 +36,7 @@ from qyx_geo._validate import (
     require_columns,
 )
 from qyx_geo.schema import FACILITY_COLUMNS, FACILITY_LAYERS, METRIC_CRS, SOURCES, WGS84
+from qyx_geo.services import load_registry, service_ids
 from qyx_geo.units import load_outline, load_units
 
 __all__ = [
@@ -47,14 +48,17 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+#: Levels/types per layer, township level first (from the service registry, read on first use).
+FACILITY_LEVELS: dict[str, tuple[str, ...]]
 
-#: Levels/types per layer, from the township-level facility down to the village point.
-FACILITY_LEVELS: dict[str, tuple[str, ...]] = {
-    "nursery": ("托育机构", "托育点"),
-    "canteen": ("老年食堂", "老年助餐点"),
-    "clinic": ("医院", "卫生院", "社区卫生服务中心", "社区卫生服务站", "村卫生室"),
-    "sports": ("体育场地", "社区健身点", "村级健身点"),
-}
+
+
+def __getattr__(name: str) -> object:
+    # FACILITY_LEVELS comes from the service registry, read on first use (PEP 562).
+    if name == "FACILITY_LEVELS":
+        return {sid: s.levels for sid, s in load_registry().items()}
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def facilities_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -109,7 +113,7 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source_name: str, layer: str |
 
     Checks, each with a message naming ``source_name``, the row and the fix: required columns
     (suggesting the closest present name), unique non-empty ids, ``layer`` in
-    :data:`qyx_geo.schema.FACILITY_LAYERS` (and equal to ``layer`` if given), ``source`` in
+    the service registry (and equal to ``layer`` if given), ``source`` in
     :data:`qyx_geo.schema.SOURCES`, known 12-digit ``unit_code`` and 9-digit ``township_code``
     that agree, ``capacity`` empty or a number >= 0, and points inside the county outline
     (suggesting a lon/lat swap where that would fit).
@@ -135,8 +139,8 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source_name: str, layer: str |
     geopandas.GeoDataFrame
         A new frame indexed by ``id`` (str), WGS84, columns ``FACILITY_COLUMNS`` then any extra.
     """
-    if layer is not None and layer not in FACILITY_LAYERS:
-        msg = f"layer must be one of {list(FACILITY_LAYERS)!r}, got {layer!r}."
+    if layer is not None and layer not in service_ids():
+        msg = f"layer must be one of {service_ids()!r}, got {layer!r}."
         raise UnknownServiceError(msg)
     rows = rows or RowRef("feature", 1)
     df = gdf.copy()
@@ -152,7 +156,7 @@ def validate_facilities(gdf: gpd.GeoDataFrame, *, source_name: str, layer: str |
     df["id"] = df["id"].map(lambda v: v if v is None or isinstance(v, float) else str(v).strip())
     check_unique_ids(df["id"], source_name=source_name, rows=rows)
     ids = list(df["id"])
-    check_choice(df["layer"], (layer,) if layer else FACILITY_LAYERS, column="layer",
+    check_choice(df["layer"], (layer,) if layer else tuple(service_ids()), column="layer",
                  source_name=source_name, rows=rows, ids=ids)
     check_choice(df["source"], SOURCES, column="source", source_name=source_name, rows=rows,
                  ids=ids)
@@ -248,9 +252,13 @@ def load_facilities(layer: str | None = None, *, path: str | os.PathLike[str] | 
             outline = load_outline(data_dir=data_dir).geometry.iloc[0]
         if units is None:
             units = load_units(data_dir=data_dir, outline=outline)
-        return {name: _load_one(name, None, data_dir, units, outline) for name in FACILITY_LAYERS}
-    if layer not in FACILITY_LAYERS:
-        msg = f"layer must be one of {list(FACILITY_LAYERS)!r} or None, got {layer!r}."
+        folder = facilities_dir(data_dir)
+        # the core layers must exist; the registry's optional layers are loaded where present
+        names = [*FACILITY_LAYERS, *(s for s in service_ids() if s not in FACILITY_LAYERS
+                                     and (folder / f"{s}.geojson").exists())]
+        return {name: _load_one(name, None, data_dir, units, outline) for name in names}
+    if layer not in service_ids():
+        msg = f"layer must be one of {service_ids()!r} or None, got {layer!r}."
         raise UnknownServiceError(msg)
     return _load_one(layer, path, data_dir, units, outline)
 

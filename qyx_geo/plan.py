@@ -24,10 +24,11 @@ Target kinds (:data:`TARGET_KINDS`):
 ``capacity``
     Places of the service within reach per 1,000 residents (two-step floating catchment).
 ``presence``
-    Share of townships with at least one facility of the service (``level: "township"``).
+    Share of townships with at least one facility of the service (``level: "township"``, optional
+    ``township_kinds`` judged, e.g. ``["街道", "镇"]``).
 ``attribute_share``
-    Share of the service's facilities whose boolean ``attribute`` column is true (e.g.
-    ``smart_terminal``).
+    Share of the service's facilities (optional ``levels``) whose boolean ``attribute`` column is
+    true (e.g. ``smart_terminal``).
 ``per_1000``
     Places (``capacity``) per 1,000 residents of ``population`` (default ``pop``), counted by
     township and county without travel times (the statistical reading of an indicator).
@@ -485,8 +486,8 @@ def _target_from_json(spec: SpatialTarget, year: int, entry: Mapping[str, Any],
 _KIND_OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "coverage": {"minutes": (int, float)},
     "capacity": {"minutes": (int, float)},
-    "presence": {"level": str},
-    "attribute_share": {"attribute": str},
+    "presence": {"level": str, "township_kinds": list},
+    "attribute_share": {"attribute": str, "levels": list},
     "per_1000": {"population": str, "per": (int, float)},
 }
 _REQUIRED_OPTIONS = {"attribute_share": ("attribute",)}
@@ -506,8 +507,12 @@ def _options(item: Mapping[str, Any], key: str, kind: str, where: str) -> dict[s
         if name not in out:
             msg = f"{where}: targets[{key!r}] ({kind}) needs the field {name!r}."
             raise DataFileError(msg)
-    if kind == "presence" and out.setdefault("level", "township") != "township":
-        msg = f"{where}: targets[{key!r}].level must be 'township', got {out['level']!r}."
+    for name in ("township_kinds", "levels"):
+        if name in out:
+            out[name] = tuple(str(v) for v in out[name])
+    if kind == "presence" and out.setdefault("level", "township") not in ("township", "unit"):
+        msg = (f"{where}: targets[{key!r}].level must be 'township' or 'unit', got "
+               f"{out['level']!r}.")
         raise DataFileError(msg)
     if kind == "per_1000":
         out.setdefault("population", "pop")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from qyx_geo import _paths
 from qyx_geo._errors import DataFileError, QyxGeoError
 from qyx_geo.schema import FACILITY_LAYERS
+from qyx_geo.services import service_ids
 
 if TYPE_CHECKING:
     from qyx_geo.dataset import Dataset
@@ -317,7 +318,9 @@ def read_region(region: str | os.PathLike[str] | None = None) -> Region:
                 flat[f"facilities.{layer}"] = entry
         else:
             flat[key] = value
-    unknown = sorted(set(flat) - set(FILE_KEYS))
+    # the registry's optional layers (schools, home-care stations, ...) may be listed too
+    optional_layers = [f"facilities.{s}" for s in service_ids() if s not in FACILITY_LAYERS]
+    unknown = sorted(set(flat) - set(FILE_KEYS) - set(optional_layers))
     if unknown:
         raise _fail(where, f"unknown file key(s) {unknown!r}",
                     f"Known keys: {list(FILE_KEYS)!r} (facility layers under [files.facilities]).")
@@ -327,7 +330,8 @@ def read_region(region: str | os.PathLike[str] | None = None) -> Region:
                     "Every pack needs an outline, townships, units, demand and the four facility "
                     "layers (an empty layer is a GeoJSON with no features); `qyx region init` "
                     "writes them all.")
-    files = {k: _file_entry(k, flat[k], root, where) for k in FILE_KEYS if k in flat}
+    files = {k: _file_entry(k, flat[k], root, where) for k in (*FILE_KEYS, *optional_layers)
+             if k in flat}
     absent = [f"{k}: {f.path}" for k, f in files.items() if f.path is not None
               and not f.path.exists()]
     if absent:

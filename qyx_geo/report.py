@@ -43,6 +43,12 @@ import pandas as pd
 
 from qyx_geo import __version__
 from qyx_geo._outputs import output_set
+from qyx_geo._report_checks import (
+    check_summary,
+    checks_markdown,
+    checks_table,
+    judged_against_markdown,
+)
 from qyx_geo._tables import safe_table, write_csv
 from qyx_geo.audit import AuditResult, ServiceAudit
 from qyx_geo.plan import Plan, Target
@@ -62,7 +68,8 @@ log = logging.getLogger(__name__)
 
 #: Files :func:`write_report` writes (besides ``maps/``).
 REPORT_FILES = ("coverage_villages.csv", "coverage_villages.xlsx", "townships.csv",
-                "townships.xlsx", "summary.json", "summary.md", "run.json")
+                "townships.xlsx", "targets_townships.csv", "summary.json", "summary.md",
+                "run.json")
 
 _BASE_ZH = {"code": "村(社区)代码", "name": "村(社区)名称", "township_code": "镇(街道)代码",
             "township_name": "镇(街道)", "kind": "类型", "population": "常住人口"}
@@ -319,6 +326,8 @@ def _service_summary(audit: ServiceAudit) -> dict[str, Any]:
     if "capacity" in c:
         out["capacity"] = {**c["capacity"], "unit": "托位/千人 places per 1,000 residents",
                            "target": _target_dict(c["capacity"].get("target"))}
+    if audit.checks:
+        out["checks"] = {k: check_summary(ch) for k, ch in audit.checks.items()}
     return out
 
 
@@ -409,6 +418,8 @@ def summary_markdown(result: AuditResult, *, top: int = 30) -> str:
                 lines.append(f"| {r['rank']} | {r['name']} | {r['units_passing']}/"
                              f"{r['units_judged']} | {_fmt_pct(r['share_passing'])} |")
         lines.append("")
+    lines += checks_markdown(result, top=top)
+    lines += judged_against_markdown(result)
     lines.append("排名依据规划“季晾晒”机制(三、(一)):按达标村(社区)比例排序,同比例按服务人群"
                  "覆盖率。 / Ranking follows the plan's quarterly ranking (季晾晒).")
     return "\n".join(lines) + "\n"
@@ -521,6 +532,7 @@ def write_report(
             sheets[f"{audit.service.label_zh}排名"] = _excel_frame(
                 sheet.rename(columns={"name": "township_name"}), result)
         _write_xlsx(staged.path("townships.xlsx"), sheets)
+        write_csv(checks_table(result), staged.path("targets_townships.csv"), index=False)
         staged.path("summary.json").write_text(
             json.dumps(summary_dict(result), ensure_ascii=False, indent=2), encoding="utf-8")
         staged.path("summary.md").write_text(summary_markdown(result), encoding="utf-8")

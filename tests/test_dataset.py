@@ -20,6 +20,10 @@ GENERATED = (
     "boundaries/county_outline.geojson", "boundaries/townships.geojson",
     "boundaries/villages.geojson", "boundaries/demand.csv", "facilities/nursery.geojson",
     "facilities/canteen.geojson", "facilities/clinic.geojson", "facilities/sports.geojson",
+    "facilities/kindergarten.geojson", "facilities/primary_school.geojson",
+    "facilities/junior_school.geojson", "facilities/home_care_station.geojson",
+    "facilities/disability_home.geojson", "facilities/elder_school.geojson",
+    "facilities/sources/osm/cixi_osm_school_classified.csv",
 )
 
 

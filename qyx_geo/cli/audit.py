@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from qyx_geo._errors import SettingsError
 from qyx_geo.cli.region import add_region_option
-from qyx_geo.services import get_service, service_ids
+from qyx_geo.services import default_service_ids, get_service, service_ids
 from qyx_geo.settings import MODES, Settings, check_setting
 from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
 
@@ -141,17 +141,21 @@ def _settings(args: argparse.Namespace, services: list[str]) -> Settings:
     return Settings().replace(**changes)
 
 
-def audit_options(args: argparse.Namespace) -> tuple[list[str], Settings]:
+def audit_options(args: argparse.Namespace) -> tuple[list[str] | None, Settings]:
     """Return (service ids, settings) from the audit options shared with ``qyx batch``.
+
+    The service ids are ``None`` when ``--services`` is not given: the registry's default
+    services, optional ones only where the dataset has the layer (decided by ``run_audit``).
 
     Raises
     ------
     SettingsError
         A bad service, threshold, share or speed.
     """
-    services = [get_service(s).id for s in (_split(args.services) or service_ids())]
-    services = list(dict.fromkeys(services))
-    return services, _settings(args, services)
+    chosen = _split(args.services)
+    services = None if chosen is None else list(dict.fromkeys(get_service(s).id
+                                                              for s in chosen))
+    return services, _settings(args, services or default_service_ids())
 
 
 def add_audit_options(p: argparse.ArgumentParser) -> None:
@@ -161,8 +165,9 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
                         f"({BASELINE_YEAR} = 基期 baseline; default: the plan's last year, "
                         f"{PLAN_YEARS[-1]})")
     p.add_argument("--services", default=None, metavar="LIST",
-                   help=f"服务,逗号分隔 / comma-separated services (default all: "
-                        f"{','.join(service_ids())})")
+                   help=f"服务,逗号分隔 / comma-separated services (default: "
+                        f"{','.join(default_service_ids())}, the optional ones where the data "
+                        f"have the layer; registered: {','.join(service_ids())})")
     p.add_argument("--threshold", action="append", default=[], metavar="[SERVICE=]MIN",
                    help="时间阈值(分钟),可按服务指定,可重复 / threshold minutes for all "
                         "services or one (e.g. canteen=10); repeatable (default 15)")
@@ -241,6 +246,13 @@ def _print_service(audit: ServiceAudit) -> None:
         print(f"  托位 places: {cap['places_per_1000']:.2f} 个/千人可达 within reach (2SFCA)"
               + (f" vs 规划 ≥{ct.text}({ct.location})→ {verdict}" if ct
                  else ";本年度无目标 no target"))
+    for key, check in audit.checks.items():
+        c, t = check.county, check.target
+        shown = (f"{c['value']:.2f}" if check.kind == "per_1000" else _pct(c["value"]))
+        verdict = ("本年度无目标 no target" if t is None else "达到 met" if c["met"] else
+                   f"未达到 not met,尚缺 shortfall {c['shortfall']} ({c['shortfall_unit']})")
+        print(f"  {key} [{check.kind}]: {shown}"
+              + (f" vs 规划 {t.text}({t.location})" if t is not None else "") + f" → {verdict}")
     ranked = audit.townships.dropna(subset=["rank"]).sort_values(["rank", "name"])
     if ranked.empty:
         print()
@@ -330,13 +342,17 @@ def _audit(args: argparse.Namespace) -> int:
     fail_under = _share("--fail-under", args.fail_under)
     plan = _plan(args)
 
-    n_steps = 2 + 2 + len(services) + (0 if args.no_maps else len(services) + 1) + 1
+    n_listed = len(services or default_service_ids())
+    n_steps = 2 + 2 + n_listed + (0 if args.no_maps else n_listed + 1) + 1
     advance, close = _progress_bar(n_steps)
     timings: dict[str, float] = {}
     try:
         advance("数据 dataset")
         t0 = time.perf_counter()
         dataset = load_dataset(region=args.region)
+        if services is None:  # the default services; optional ones where the layer exists
+            services = [s for s in default_service_ids()
+                        if get_service(s).required or s in dataset.facilities]
         overrides = _registers(args, dataset, services) if args.facilities else None
         timings["load_dataset"] = time.perf_counter() - t0
         parameters = {"argv": ["qyx", *sys.argv[1:]] if sys.argv else None,

@@ -46,6 +46,7 @@ def generate(out_dir: str | os.PathLike[str] | None = None, *, seed: int = DEFAU
     from qyx_geo import units as u
     from qyx_geo.synth import demand as sd
     from qyx_geo.synth import facilities as sf
+    from qyx_geo.synth import more_services as sm
     from qyx_geo.synth import units as su
 
     out = Path(out_dir) if out_dir is not None else _paths.data_dir()
@@ -66,6 +67,11 @@ def generate(out_dir: str | os.PathLike[str] | None = None, *, seed: int = DEFAU
         units, towns, demand, seed=seed,
         osm_hospitals=src / "facilities" / "sources" / "osm" / "cixi_osm_hospital.geojson")
     for path in sf.write_facilities(layers, out / "facilities", seed=seed):
+        written[path.stem] = path
+    more, schools = sm.build_more_facilities(
+        units, towns, demand, seed=seed,
+        osm_schools=src / "facilities" / "sources" / "osm" / "cixi_osm_school.geojson")
+    for path in sm.write_more_facilities(more, schools, out / "facilities", seed=seed):
         written[path.stem] = path
     logger.info("boundaries, demand and facilities written in %.1f s", time.perf_counter() - t0)
     if network:
