@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from qyx_geo.audit import AuditResult
     from qyx_geo.checks import CheckResult
 
-__all__ = ["check_summary", "checks_markdown", "checks_table", "judged_against_markdown"]
+__all__ = ["check_summary", "checks_markdown", "checks_table", "judged_against_markdown",
+           "standard_tables", "standards_markdown", "standards_summary"]
 
 _KIND_ZH = {"coverage": "15分钟可达覆盖", "capacity": "可达托位(2SFCA)",
             "presence": "镇(街道)设置", "attribute_share": "设施属性占比",
@@ -154,8 +155,7 @@ def judged_against_markdown(result: AuditResult) -> list[str]:
                 lines.append(f"| {audit.service.label_zh} | {spec.key} | {_KIND_ZH[spec.kind]} "
                              f"| {where} |")
         lines.append("")
-    standards = getattr(result, "standards", None) or {}
-    for std in standards.values():
+    for std in result.standards.values():
         lines += [f"文件 / document: {std.standard.code}《{std.standard.title}》", "",
                   "| 层级 tier | 适用 applies to | 服务 service | 距离/时间 | 出处 source |",
                   "| --- | --- | --- | --- | --- |"]
@@ -169,3 +169,66 @@ def judged_against_markdown(result: AuditResult) -> list[str]:
                              f"{item.service} | {reach} | {item.source} |")
         lines.append("")
     return lines
+
+
+def standard_tables(result: AuditResult) -> dict[str, pd.DataFrame]:
+    """File name → table for every standard scored: units (per tier and service) and townships."""
+    out: dict[str, pd.DataFrame] = {}
+    for sid, std in result.standards.items():
+        units = std.units.copy()
+        units.index.name = "code"
+        out[f"standard_{sid}_units.csv"] = units
+        parts = []
+        for tier_id, tier in std.tiers.items():
+            t = tier["townships"].copy()
+            t.insert(0, "tier", tier_id)
+            t["share_passing"] = t["share_passing"].astype(float).round(4)
+            t["services_met_share"] = t["services_met_share"].astype(float).round(4)
+            parts.append(t)
+        towns = pd.concat(parts)
+        towns.index.name = "township_code"
+        out[f"standard_{sid}_townships.csv"] = towns
+    return out
+
+
+def standards_markdown(result: AuditResult, *, top: int = 30) -> list[str]:
+    """Markdown section per standard: each tier's county figure, services and ranking."""
+    lines: list[str] = []
+    for std in result.standards.values():
+        s = std.standard
+        lines += [f"## 标准 / Standard: {s.code}《{s.title}》", ""]
+        lines.append(f"- 核实情况 / verification: {s.verification}")
+        if std.missing:
+            lines.append(f"- 未体检的服务(未计入)/ services not audited, left out: "
+                         f"{'、'.join(std.missing)}")
+        lines.append("")
+        lines += ["| 层级 tier | 适用 | 全部达标 all services | 各服务达标率 per service |",
+                  "| --- | --- | --- | --- |"]
+        for tier in s.tiers:
+            c = std.tiers[tier.id]["county"]
+            per = ";".join(f"{k} {_fmt(v, 'share')}" for k, v in c["services"].items())
+            lines.append(f"| {tier.label_zh} | {'、'.join(tier.unit_kinds)} | "
+                         f"{c['units_passing']}/{c['units_judged']} "
+                         f"({_fmt(c['share_passing'], 'share')}) | {per or '—'} |")
+        lines.append("")
+        for tier in s.tiers:
+            towns = std.tiers[tier.id]["townships"]
+            ranked = towns.dropna(subset=["rank"]).sort_values(["rank", "name"]).head(top)
+            if ranked.empty:
+                continue
+            lines += [f"### {tier.label_zh}({tier.source})", "",
+                      "| 排名 rank | 镇(街道) | 全部达标 | 达标率 |", "| --- | --- | --- | --- |"]
+            for _code, row in ranked.iterrows():
+                lines.append(f"| {int(row['rank'])} | {row['name']} | {row['units_passing']}/"
+                             f"{row['units_judged']} | {_fmt(row['share_passing'], 'share')} |")
+            lines.append("")
+    return lines
+
+
+def standards_summary(result: AuditResult) -> dict[str, Any]:
+    """JSON summary per standard: tiers with county figures."""
+    return {sid: {"code": std.standard.code, "title": std.standard.title,
+                  "verification": std.standard.verification, "missing": list(std.missing),
+                  "speed_kmh": std.speed_kmh,
+                  "tiers": {tid: {**t["county"]} for tid, t in std.tiers.items()}}
+            for sid, std in result.standards.items()}

@@ -36,7 +36,7 @@ from qyx_geo._errors import (
     SettingsError,
 )
 from qyx_geo._validate import township_code
-from qyx_geo.checks import CheckResult, attribute_share_check, per_1000_check, presence_check
+from qyx_geo.checks import CheckResult, facility_checks
 from qyx_geo.coverage import (
     capacity_by_unit,
     county_summary,
@@ -46,10 +46,11 @@ from qyx_geo.coverage import (
     within_threshold,
 )
 from qyx_geo.engine import NetworkArrays, build_arrays, nearest_facility, snap_points, two_step_fca
-from qyx_geo.plan import FACILITY_KINDS, Plan, load_plan
+from qyx_geo.plan import Plan, load_plan
 from qyx_geo.schema import WGS84
 from qyx_geo.services import Service, default_service_ids, get_service, service_ids
 from qyx_geo.settings import Settings
+from qyx_geo.standards import Standard, StandardAudit, load_standard, score_standard
 from qyx_geo.targets import PLAN_YEARS
 
 __all__ = [
@@ -162,6 +163,9 @@ class AuditResult:
     warnings
         Things the caller asked for that the audit did not use, e.g. a per-service threshold
         for a service not audited; written to ``run.json`` and printed by the CLI.
+    standards
+        Standard id → :class:`~qyx_geo.standards.StandardAudit` (every unit scored against each
+        tier of the standards asked for); empty when none.
     """
 
     year: int
@@ -173,6 +177,7 @@ class AuditResult:
     township_codes: tuple[str, ...] | None = None
     plan: Plan | None = None
     warnings: tuple[str, ...] = ()
+    standards: dict[str, StandardAudit] = dataclasses.field(default_factory=dict)
 
 
 #: ``plan=`` value of :func:`run_audit` meaning the embedded Cixi plan.
@@ -322,6 +327,8 @@ def run_audit(
     townships: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
     plan: Plan | str | os.PathLike[str] | None = DEFAULT_PLAN,
+    standards: Iterable[str | os.PathLike[str] | Standard] = (),
+    standard_unit_kinds: Mapping[str, Iterable[str]] | None = None,
 ) -> AuditResult:
     """Audit every service for every village/community against the plan's targets for ``year``.
 
@@ -356,6 +363,14 @@ def run_audit(
         embedded Cixi plan for the default pack; none for a pack without a plan file), a plan
         file path or a loaded :class:`~qyx_geo.plan.Plan`; ``None`` audits without a plan (every
         unit scored, every township ranked, no target verdicts).
+    standards
+        Standards to score every unit against, alongside (or, with ``plan=None``, instead of)
+        the plan: shipped ids (``"gb50180-2018"``, ``"tdt1062-2021"``), files or
+        :class:`~qyx_geo.standards.Standard` objects. Only audited services are scored; audit
+        the services the standard names (``Standard.services()``).
+    standard_unit_kinds
+        Tier id → unit kinds judged, overriding the standard files (urban tiers judge
+        社区/居委会, rural ones 村委会).
 
     Returns
     -------
@@ -430,9 +445,18 @@ def run_audit(
     log.info("audit of %d services for %d units in %.2f s", len(svcs), len(units),
              timings["total"])
     audited = _with_layers(dataset, facilities)
-    return AuditResult(year=year, settings=settings, services=results, dataset=audited,
-                       timings_s=timings, net=net, township_codes=codes, plan=plan_used,
-                       warnings=warnings)
+    result = AuditResult(year=year, settings=settings, services=results, dataset=audited,
+                         timings_s=timings, net=net, township_codes=codes, plan=plan_used,
+                         warnings=warnings)
+    stds = [s if isinstance(s, Standard) else load_standard(s)
+            for s in ([standards] if isinstance(standards, str) else standards)]
+    if stds:
+        with _timed(timings, "standards"):
+            scored = {s.id: score_standard(result, s, unit_kinds={
+                k: v for k, v in (standard_unit_kinds or {}).items()
+                if k in {t.id for t in s.tiers}}) for s in stds}
+        result = dataclasses.replace(result, standards=scored)
+    return result
 
 
 def _unused_thresholds(settings: Settings, services: list[Service]) -> tuple[str, ...]:
@@ -536,43 +560,10 @@ def _audit_service(
                 capacity_total=scope.capacity_total(layer), target=cap_target)
             cap_county["target_note"] = cap_note
             county["capacity"] = cap_county
-    checks = {} if plan is None else _facility_checks(svc, plan, year, layer, townships, demand)
+    checks = {} if plan is None else facility_checks(svc, plan, year, layer, townships, demand)
     return ServiceAudit(service=svc, year=year, threshold_minutes=threshold, points=points,
                         units=scored, townships=towns, county=county, gaps=gaps,
                         capacity=capacity, facilities=layer, mode=settings.mode, checks=checks)
-
-
-def _facility_checks(svc: Service, plan: Plan, year: int, layer: gpd.GeoDataFrame,
-                     townships: pd.DataFrame, demand: pd.DataFrame) -> dict[str, CheckResult]:
-    """Score the plan's presence / attribute-share / per-1,000 targets for ``svc``."""
-    out: dict[str, CheckResult] = {}
-    for spec in plan.for_service(svc):
-        if spec.kind not in FACILITY_KINDS:
-            continue
-        try:
-            target, note = plan.year_target(spec, year), None
-        except NoTargetError as err:
-            target, note = None, str(err)
-        common: dict[str, Any] = {"key": spec.key, "service": svc.id, "target": target,
-                                  "note": note}
-        opts = spec.options
-        if spec.kind == "presence":
-            pop = demand.groupby("township_code")["pop"].sum()
-            out[spec.key] = presence_check(layer, townships, township_kinds=opts.get(
-                "township_kinds"), population=pop, **common)
-        elif spec.kind == "attribute_share":
-            out[spec.key] = attribute_share_check(layer, townships, attribute=opts["attribute"],
-                                                  levels=opts.get("levels"), **common)
-        else:
-            column = str(opts.get("population", "pop"))
-            if column not in demand.columns:
-                msg = (f"Plan target {spec.key!r} counts residents in column {column!r}, which "
-                       f"the demand points lack (columns: {list(demand.columns)!r}).")
-                raise ColumnError(msg)
-            pop = demand.groupby("township_code")[column].sum()
-            out[spec.key] = per_1000_check(layer, townships, pop, per=float(opts["per"]),
-                                           **common)
-    return out
 
 
 def _unit_kinds(svc: Service, plan: Plan | None) -> tuple[str, ...] | None:

@@ -27,11 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qyx_geo._errors import ColumnError
+from qyx_geo._errors import ColumnError, NoTargetError
 from qyx_geo.coverage import rank_shares, shortfall_units
-from qyx_geo.plan import Target
+from qyx_geo.plan import FACILITY_KINDS, Plan, Target
+from qyx_geo.services import Service
 
-__all__ = ["CheckResult", "attribute_share_check", "per_1000_check", "presence_check"]
+__all__ = ["CheckResult", "attribute_share_check", "facility_checks", "per_1000_check",
+           "presence_check"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,3 +241,40 @@ def per_1000_check(facilities: pd.DataFrame, townships: pd.DataFrame, population
               "shortfall_unit": "places"}
     return CheckResult(key=key, kind="per_1000", service=service, target=target, note=note,
                        townships=out, county=county)
+
+
+def facility_checks(svc: Service, plan: Plan, year: int, layer: pd.DataFrame,
+                     townships: pd.DataFrame, demand: pd.DataFrame) -> dict[str, CheckResult]:
+    """Score the plan's presence / attribute-share / per-1,000 targets for ``svc`` in ``year``.
+
+    ``layer`` is the service's facilities, ``townships`` the township table (with ``kind``) and
+    ``demand`` the demand points (``township_code`` and the population columns).
+    """
+    out: dict[str, CheckResult] = {}
+    for spec in plan.for_service(svc):
+        if spec.kind not in FACILITY_KINDS:
+            continue
+        try:
+            target, note = plan.year_target(spec, year), None
+        except NoTargetError as err:
+            target, note = None, str(err)
+        common: dict[str, Any] = {"key": spec.key, "service": svc.id, "target": target,
+                                  "note": note}
+        opts = spec.options
+        if spec.kind == "presence":
+            pop = demand.groupby("township_code")["pop"].sum()
+            out[spec.key] = presence_check(layer, townships, township_kinds=opts.get(
+                "township_kinds"), population=pop, **common)
+        elif spec.kind == "attribute_share":
+            out[spec.key] = attribute_share_check(layer, townships, attribute=opts["attribute"],
+                                                  levels=opts.get("levels"), **common)
+        else:
+            column = str(opts.get("population", "pop"))
+            if column not in demand.columns:
+                msg = (f"Plan target {spec.key!r} counts residents in column {column!r}, which "
+                       f"the demand points lack (columns: {list(demand.columns)!r}).")
+                raise ColumnError(msg)
+            pop = demand.groupby("township_code")[column].sum()
+            out[spec.key] = per_1000_check(layer, townships, pop, per=float(opts["per"]),
+                                           **common)
+    return out

@@ -214,6 +214,8 @@ def audit_to_folder(
     timings_s: Mapping[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
     plan: Any = "default",
+    standards: Iterable[Any] = (),
+    standard_unit_kinds: Mapping[str, Iterable[str]] | None = None,
 ) -> AuditRun:
     """Audit ``dataset`` and write every output into ``out_dir`` (as ``qyx audit`` does).
 
@@ -242,6 +244,8 @@ def audit_to_folder(
     plan
         As for :func:`qyx_geo.audit.run_audit`: ``"default"`` (the embedded plan), a plan file,
         a :class:`~qyx_geo.plan.Plan`, or ``None`` (no plan: scored and ranked, no verdicts).
+    standards, standard_unit_kinds
+        As for :func:`qyx_geo.audit.run_audit`: standards to score every unit against.
 
     Returns
     -------
@@ -259,7 +263,8 @@ def audit_to_folder(
     result = run_audit(dataset, year=year, services=services, settings=settings,
                        facilities=facilities, network=net, townships=townships,
                        progress=lambda step, _done, _total: advance(f"体检 {step}"),
-                       plan=plan)
+                       plan=plan, standards=standards,
+                       standard_unit_kinds=standard_unit_kinds)
     if isochrone_method not in ("surface", "exact"):
         msg = f"isochrone_method must be 'surface' or 'exact', got {isochrone_method!r}."
         raise SettingsError(msg)

@@ -48,6 +48,9 @@ from qyx_geo._report_checks import (
     checks_markdown,
     checks_table,
     judged_against_markdown,
+    standard_tables,
+    standards_markdown,
+    standards_summary,
 )
 from qyx_geo._tables import safe_table, write_csv
 from qyx_geo.audit import AuditResult, ServiceAudit
@@ -343,6 +346,7 @@ def summary_dict(result: AuditResult) -> dict[str, Any]:
                   else None, "units": len(next(iter(result.services.values())).units)},
         "min_share": result.settings.min_share,
         "services": {sid: _service_summary(a) for sid, a in result.services.items()},
+        "standards": standards_summary(result),
     })
 
 
@@ -419,6 +423,7 @@ def summary_markdown(result: AuditResult, *, top: int = 30) -> str:
                              f"{r['units_judged']} | {_fmt_pct(r['share_passing'])} |")
         lines.append("")
     lines += checks_markdown(result, top=top)
+    lines += standards_markdown(result, top=top)
     lines += judged_against_markdown(result)
     lines.append("排名依据规划“季晾晒”机制(三、(一)):按达标村(社区)比例排序,同比例按服务人群"
                  "覆盖率。 / Ranking follows the plan's quarterly ranking (季晾晒).")
@@ -533,6 +538,8 @@ def write_report(
                 sheet.rename(columns={"name": "township_name"}), result)
         _write_xlsx(staged.path("townships.xlsx"), sheets)
         write_csv(checks_table(result), staged.path("targets_townships.csv"), index=False)
+        for name, table in standard_tables(result).items():
+            write_csv(table, staged.path(name))
         staged.path("summary.json").write_text(
             json.dumps(summary_dict(result), ensure_ascii=False, indent=2), encoding="utf-8")
         staged.path("summary.md").write_text(summary_markdown(result), encoding="utf-8")

@@ -40,7 +40,10 @@ def test_load_dataset_everything_but_the_network(dataset):
     assert len(dataset.townships) == 24
     assert len(dataset.units) == 406
     assert dataset.population == CENSUS_2020_POPULATION
-    assert list(dataset.facilities) == list(FACILITY_LAYERS)
+    # the four core layers first, then the registry's optional layers the dataset holds
+    assert list(dataset.facilities) == [*FACILITY_LAYERS, "kindergarten", "primary_school",
+                                        "junior_school", "home_care_station",
+                                        "disability_home", "elder_school"]
     assert dataset.network is None
     assert dataset.data_dir == _paths.data_dir()
     with pytest.raises(TypeError):

@@ -25,6 +25,7 @@ from qyx_geo.facilities import (
     validate_facilities,
 )
 from qyx_geo.schema import FACILITY_COLUMNS, FACILITY_LAYERS, METRIC_CRS, WGS84
+from qyx_geo.services import SERVICES
 from qyx_geo.synth.facilities import LAGGING, short_unit_name
 from qyx_geo.units import load_demand, load_units
 
@@ -42,8 +43,11 @@ def units() -> gpd.GeoDataFrame:
 
 
 def test_four_layers_with_standard_columns(layers):
-    assert list(layers) == list(FACILITY_LAYERS)
+    # the four core layers first, then the registry's optional layers present in data/
+    assert list(layers)[:4] == list(FACILITY_LAYERS)
+    assert set(layers) == set(SERVICES)
     prefix = {"nursery": "NUR", "canteen": "CAN", "clinic": "CLI", "sports": "SPO"}
+    prefix |= {sid: s.id_prefix for sid, s in SERVICES.items() if sid not in prefix}
     for layer, gdf in layers.items():
         n = len(FACILITY_COLUMNS) - 1
         assert list(gdf.columns[:n]) == list(FACILITY_COLUMNS[:-1])
@@ -70,7 +74,7 @@ def test_real_rows_are_the_11_osm_hospitals(layers):
     assert osm.index.tolist() == [f"CLI-{k:04d}" for k in range(1, 12)]  # real rows first
     for layer, gdf in layers.items():
         assert set(gdf["source"]) <= {"osm", "synthetic"}
-        if layer != "clinic":
+        if layer not in ("clinic", "primary_school", "junior_school"):  # OSM hospitals, schools
             assert (gdf["source"] == "synthetic").all()
     synthetic = pd.concat([g[g["source"] == "synthetic"] for g in layers.values()])
     assert synthetic["attribution"].str.startswith("synthetic").all()
@@ -140,6 +144,8 @@ def test_facilities_sit_near_residents(layers, units):
     tree = shapely.STRtree(demand.geometry.to_numpy())
     for layer, gdf in layers.items():
         pts = gdf[gdf["source"] == "synthetic"].to_crs(METRIC_CRS).geometry.to_numpy()
+        if len(pts) == 0:  # the school layers are all OSM
+            continue
         _, dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
         assert np.quantile(dist, 0.9) < 400, layer
         assert dist.max() < 3000, layer

@@ -21,12 +21,13 @@ from qyx_geo._errors import SettingsError
 from qyx_geo.cli.region import add_region_option
 from qyx_geo.services import default_service_ids, get_service, service_ids
 from qyx_geo.settings import MODES, Settings, check_setting
+from qyx_geo.standards import load_standard
 from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from qyx_geo.audit import ServiceAudit
+    from qyx_geo.audit import AuditResult, ServiceAudit
     from qyx_geo.dataset import Dataset
 
 __all__ = ["register"]
@@ -77,6 +78,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                       help="不对照规划:只评分与排名,不判定达标 / no plan: score and rank every "
                            "unit, no target verdicts")
     add_region_option(p)
+    p.add_argument("--standard", action="append", default=[], metavar="ID|FILE",
+                   help="同时按国家标准逐层级评分,可重复 / also score every unit against a "
+                        "standard's tiers, repeatable: gb50180-2018, tdt1062-2021 or a "
+                        "qyx-standard/1 file (docs/standards.md); its services are added to the "
+                        "audit; with --no-plan: instead of the plan")
+    p.add_argument("--tier-units", action="append", default=[], metavar="TIER=KINDS",
+                   help="某层级考核的村(社区)类型,'+'分隔 / unit kinds a tier judges, e.g. "
+                        "5min=社区/居委会+村委会 (default: urban tiers 社区/居委会, rural 村委会)")
     p.add_argument("--network", type=Path, default=None, metavar="FILE",
                    help="路网文件(默认数据目录中的路网)/ street network file (.osm, .osm.pbf, "
                         ".osm.bz2, .graphml)")
@@ -314,6 +323,33 @@ def sigterm_as_interrupt(func: Callable[[argparse.Namespace], int],
         signal.signal(signal.SIGTERM, previous)
 
 
+def _tier_units(items: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        tier, sep, kinds = str(item).partition("=")
+        names = [k.strip() for k in kinds.split("+") if k.strip()]
+        if not sep or not tier.strip() or not names:
+            msg = f"--tier-units {item!r}: write TIER=KIND[+KIND], e.g. 5min=社区/居委会+村委会."
+            raise SettingsError(msg)
+        out[tier.strip()] = names
+    return out
+
+
+def _print_standards(result: AuditResult) -> None:
+    for std in result.standards.values():
+        s = std.standard
+        print(f"【{s.code}《{s.title}》】")
+        for tier in s.tiers:
+            c = std.tiers[tier.id]["county"]
+            per = ", ".join(f"{k} {_pct(v)}" for k, v in c["services"].items())
+            print(f"  {tier.label_zh} ({'、'.join(tier.unit_kinds)}): {c['units_passing']}/"
+                  f"{c['units_judged']} 全部达标 all services {_pct(c['share_passing'])}"
+                  + (f" — {per}" if per else ""))
+        if std.missing:
+            print(f"  未体检 not audited: {', '.join(std.missing)}")
+        print()
+
+
 def _plan(args: argparse.Namespace) -> Any:
     """Return the plan to judge against, or ``None``; the year is checked before slow steps."""
     from qyx_geo.audit import resolve_plan
@@ -341,6 +377,8 @@ def _audit(args: argparse.Namespace) -> int:
     townships = _split(args.townships)
     fail_under = _share("--fail-under", args.fail_under)
     plan = _plan(args)
+    standards = [load_standard(s) for s in args.standard]
+    tier_units = _tier_units(args.tier_units)
 
     n_listed = len(services or default_service_ids())
     n_steps = 2 + 2 + n_listed + (0 if args.no_maps else n_listed + 1) + 1
@@ -353,6 +391,9 @@ def _audit(args: argparse.Namespace) -> int:
         if services is None:  # the default services; optional ones where the layer exists
             services = [s for s in default_service_ids()
                         if get_service(s).required or s in dataset.facilities]
+        for std in standards:  # a standard's services join the audit where the layer exists
+            services += [s for s in std.services() if s not in services
+                         and s in dataset.facilities]
         overrides = _registers(args, dataset, services) if args.facilities else None
         timings["load_dataset"] = time.perf_counter() - t0
         parameters = {"argv": ["qyx", *sys.argv[1:]] if sys.argv else None,
@@ -363,7 +404,8 @@ def _audit(args: argparse.Namespace) -> int:
                               network=args.network, maps=not args.no_maps,
                               isochrones=not args.no_isochrones,
                               isochrone_method=args.isochrones, parameters=parameters,
-                              timings_s=timings, progress=advance, plan=plan)
+                              timings_s=timings, progress=advance, plan=plan,
+                              standards=standards, standard_unit_kinds=tier_units)
     finally:
         close()
     result, written, timings = run.result, run.written, run.timings_s
@@ -382,6 +424,7 @@ def _audit(args: argparse.Namespace) -> int:
     print()
     for audit in result.services.values():
         _print_service(audit)
+    _print_standards(result)
     print(f"已写出 wrote {len(written)} 个文件 files → {args.out}  "
           f"(体检 audit {result.timings_s['total']:.1f} s, 路网 network "
           f"{timings['load_network']:.1f} s, 合计 total {time.perf_counter() - started:.1f} s)")
