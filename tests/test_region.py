@@ -23,6 +23,8 @@ from qyx_geo.region import (
     plan_source,
     read_region,
 )
+from qyx_geo.schema import FACILITY_LAYERS
+from qyx_geo.services import SERVICES
 
 
 def test_embedded_manifest_describes_cixi():
@@ -30,7 +32,8 @@ def test_embedded_manifest_describes_cixi():
     assert (reg.code, reg.name_zh, reg.name_en, reg.crs) == ("330282", "慈溪市", "Cixi",
                                                              "EPSG:4549")
     assert reg.embedded and reg.levels == ("township", "village")
-    assert set(reg.files) == set(FILE_KEYS)
+    optional = {f"facilities.{s}" for s in SERVICES if s not in FACILITY_LAYERS}
+    assert set(reg.files) == set(FILE_KEYS) | optional  # plus the registry's optional layers
     assert reg.files["outline"].status == "real" and reg.files["demand"].status == "synthetic"
     assert plan_source(reg) == "default"
     raw = tomllib.loads((data_dir() / "region.toml").read_text(encoding="utf-8"))

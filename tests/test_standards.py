@@ -140,7 +140,7 @@ def test_shipped_standards():
 
 def test_cli_audit_with_a_standard(monkeypatch, tmp_path, mini, capsys):
     ds = tiny_dataset()
-    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda data_dir=None: ds)
+    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda **_: ds)
     assert main(["audit", "--out", str(tmp_path / "o"), "--no-maps", "--standard", str(mini),
                  "--tier-units", "t15=村委会+社区/居委会"]) == 0
     out = capsys.readouterr().out
@@ -152,3 +152,23 @@ def test_cli_audit_with_a_standard(monkeypatch, tmp_path, mini, capsys):
     assert "## 标准 / Standard: MINI-1《测试标准》" in md and "## 考核依据" in md
     assert main(["audit", "--out", str(tmp_path / "p"), "--no-maps", "--tier-units", "t15"]) == 2
     assert main(["audit", "--out", str(tmp_path / "p"), "--no-maps", "--standard", "nope"]) == 2
+
+
+def test_tier_maps_and_overview_layer(mini, tmp_path):
+    from qyx_geo.maps import overview_map, standard_tier_map, write_audit_maps
+
+    r = run_audit(tiny_dataset(), network=build_arrays(grid_graph()),
+                  services=["canteen", "clinic", "sports"], standards=[mini])
+    html = standard_tier_map(r, "mini", "t15").get_root().render()
+    assert "MINI-1 · 十五分钟" in html and "1/2" in html  # 东街 passes, 西街 does not
+    overview = overview_map(r)
+    layers = [getattr(c, "layer_name", "") for c in overview._children.values()]
+    assert "标准层级达标数 Standard tiers passed per unit" in layers
+    # tiers passed/judged per unit: 2/3, 1/3, 0/1, 0/1 — no unit passes every tier it is judged in
+    assert "tiers passed: 0/4" in overview.get_root().render()
+    files = write_audit_maps(r, tmp_path, isochrones=False)
+    names = [p.name for p in files]
+    assert names[-3:] == ["standard_mini_t15.html", "standard_mini_t5.html",
+                          "standard_mini_town.html"]
+    with pytest.raises(SettingsError, match="no tier 't99'"):
+        standard_tier_map(r, "mini", "t99")

@@ -15,7 +15,9 @@ visible notice is drawn on every map built from synthetic layers.
 * :func:`service_map` — one service: coverage by village/community, 5/10/15-minute isochrones,
   facilities, uncovered residents;
 * :func:`overview_map` — all services: how many each unit passes;
-* :func:`write_audit_maps` — ``overview.html`` and one ``<service>.html`` per service;
+* :func:`write_audit_maps` — ``overview.html``, one ``<service>.html`` per service and one
+  ``standard_<id>_<tier>.html`` per tier of each standard scored
+  (:func:`qyx_geo.maps._standards.standard_tier_map`);
 * :func:`main_roads` — the main roads of a street network for the basemap;
 * :func:`save_map` — atomic, offline write of any folium map.
 """
@@ -57,6 +59,7 @@ from qyx_geo.maps._parts import (
     synthetic_layers,
     unit_layer,
 )
+from qyx_geo.maps._standards import standard_tier_map, tiers_layer
 from qyx_geo.maps._surface import surface_layer
 from qyx_geo.schema import METRIC_CRS, WGS84
 from qyx_geo.services import get_service
@@ -73,6 +76,7 @@ __all__ = [
     "overview_map",
     "save_map",
     "service_map",
+    "standard_tier_map",
     "write_audit_maps",
 ]
 
@@ -420,6 +424,7 @@ def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | Non
             "名称 Name", "镇街 Township", "达标服务 Services passed", *table.columns],
             sticky=True)).add_to(group)
     group.add_to(m)
+    tiers = tiers_layer(m, result, units)
     all_facilities = []
     for audit in audits:
         service = get_service(audit.service)
@@ -434,6 +439,9 @@ def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | Non
     for k in range(n_max, -1, -1):
         legend.append(("fill", colour(k, n_max), f"{k}/{n_max}"))
     legend.append(("fill", NOT_JUDGED_COLOUR, "不考核 not judged"))
+    if tiers is not None:
+        legend.append(("head", "", f"标准层级达标 tiers passed: {tiers[0]}/{len(units)} 村社全部"
+                                   "达标 (layer 标准层级达标数)"))
     for audit in audits:
         service = get_service(audit.service)
         legend.append(("dot", SERVICE_COLOURS.get(service.id, "#333"),
@@ -548,4 +556,10 @@ def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
         m = service_map(audit, result.dataset, isochrones=iso, roads=road_lines, tiles=tiles,
                         township=township, surface=(surfaces or {}).get(sid))
         written.append(save_map(m, out / f"{sid}.html", assets=assets))
+    for std_id, std in getattr(result, "standards", {}).items():  # one map per standard tier
+        for tier in std.standard.tiers:
+            m = standard_tier_map(result, std_id, tier.id, roads=road_lines, tiles=tiles,
+                                  township=township)
+            written.append(save_map(m, out / f"standard_{std_id}_{tier.id}.html",
+                                    assets=assets))
     return written
