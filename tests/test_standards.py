@@ -68,9 +68,9 @@ def test_tiers_hand_computed(result, mini):
     assert list(u["t5__passing"].astype(object)) == [0, 0, pd.NA, pd.NA]
     assert list(u["t5__required"].astype(object)) == [2, 2, pd.NA, pd.NA]  # kindergarten missing
     assert std.missing == ("kindergarten",)
-    # township presence: every sports row is registered in 一街道, none in 二镇
-    assert list(u["town__sports"].astype(object)) == [True, True, False, False]
-    assert list(u["tiers_passing"]) == [2, 1, 0, 0]
+    # township presence: the one sports ground, at (1200, 0) m, lies in 南村 of 二镇
+    assert list(u["town__sports"].astype(object)) == [False, False, True, True]
+    assert list(u["tiers_passing"]) == [1, 0, 1, 1]
     assert list(u["tiers_judged"]) == [3, 3, 1, 1]
     c15 = std.tiers["t15"]["county"]
     assert (c15["units_judged"], c15["units_passing"]) == (2, 1)
@@ -164,8 +164,8 @@ def test_tier_maps_and_overview_layer(mini, tmp_path):
     overview = overview_map(r)
     layers = [getattr(c, "layer_name", "") for c in overview._children.values()]
     assert "标准层级达标数 Standard tiers passed per unit" in layers
-    # tiers passed/judged per unit: 2/3, 1/3, 0/1, 0/1 — no unit passes every tier it is judged in
-    assert "tiers passed: 0/4" in overview.get_root().render()
+    # tiers passed/judged per unit: 1/3, 0/3, 1/1, 1/1 — the two villages pass every tier
+    assert "tiers passed: 2/4" in overview.get_root().render()
     files = write_audit_maps(r, tmp_path, isochrones=False)
     names = [p.name for p in files]
     assert names[-3:] == ["standard_mini_t15.html", "standard_mini_t5.html",
