@@ -60,6 +60,8 @@ def checks_table(result: AuditResult) -> pd.DataFrame:
                "value", "target", "met", "rank", "shortfall", "shortfall_unit"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").round(4)
+    for column in ("rank", "shortfall"):  # integers with gaps, not floats
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     return frame
 
 

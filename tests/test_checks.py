@@ -110,3 +110,20 @@ def test_embedded_plan_states_the_new_targets():
     assert plan.targets["elder_school_coverage"].years[2026] is None
     total = plan.target_for("nursery", 2025, kind="per_1000")
     assert total.value == 4.6 and total.key == "nursery_places_per_1000_total"
+
+
+def test_targets_table_keeps_integer_ranks(tmp_path):
+    from _audit_fixtures import grid_graph, tiny_dataset
+
+    from qyx_geo._report_checks import checks_table
+    from qyx_geo.audit import run_audit
+
+    ds = tiny_dataset()
+    one = ds.facilities["canteen"].copy()
+    one["layer"], one["level"] = "elder_school", "老年学校"
+    r = run_audit(ds, network=grid_graph(), services=["elder_school"],
+                  facilities={"elder_school": one})
+    table = checks_table(r)
+    assert list(table["township_code"]) == ["330282001", "330282101", "county"]
+    assert str(table["rank"].dtype) == "Int64" and list(table["rank"][:2]) == [1, 2]
+    assert table.loc[2, "shortfall"] == 1 and table.loc[2, "shortfall_unit"] == "townships"
