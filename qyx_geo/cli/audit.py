@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qyx_geo._errors import SettingsError
+from qyx_geo.cli.facilities import parse_sheet
 from qyx_geo.cli.region import add_region_option
 from qyx_geo.services import default_service_ids, get_service, service_ids
 from qyx_geo.settings import MODES, Settings, check_setting
@@ -60,6 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                    choices=("wgs84", "gcj02", "bd09", "cgcs2000", "epsg4549"),
                    help="台账坐标系 / coordinate system of the registers (default wgs84; Gaode = "
                         "gcj02, Baidu = bd09)")
+    p.add_argument("--facilities-sheet", default=None, type=parse_sheet, metavar="NAME|INDEX",
+                   help="台账 Excel 工作表 / worksheet of the XLSX registers (needed when several "
+                        "sheets hold registers)")
+    p.add_argument("--facilities-layer-name", default=None, metavar="NAME",
+                   help="台账 GeoPackage 图层 / layer of the GPKG registers (needed when a "
+                        "file has several layers)")
     p.add_argument("--fail-under", type=float, default=None, metavar="SHARE",
                    help="任一服务全市达标率低于此值时以退出码 1 结束 / exit 1 when a service's "
                         "county share of passing units is below SHARE (0–1)")
@@ -204,10 +211,15 @@ def _registers(args: argparse.Namespace, dataset: Dataset,
         if sid not in services:
             msg = f"--facilities {item!r}: service {sid!r} is not audited (--services)."
             raise SettingsError(msg)
-        result = import_register(Path(path), layer=sid, crs=args.facilities_crs,
-                                 units=dataset.units, townships=dataset.townships,
-                                 outline=dataset.outline)
+        suffix = Path(path).suffix.lower()
+        result = import_register(
+            Path(path), layer=sid, crs=args.facilities_crs, units=dataset.units,
+            townships=dataset.townships, outline=dataset.outline,
+            sheet=args.facilities_sheet if suffix in (".xlsx", ".xlsm") else None,
+            layer_name=args.facilities_layer_name if suffix == ".gpkg" else None)
         counts = dict(result.counts)
+        if result.layer.empty:
+            raise SettingsError(_unusable(item, path, sid, result.report, counts))
         print(f"台账 register {path}: {counts.get('input', 0)} 行, 采用 "
               f"{counts.get('accepted', 0) + counts.get('accepted-with-changes', 0)}, 拒绝 "
               f"{counts.get('rejected', 0)} / rows in, accepted, rejected", file=sys.stderr)
@@ -215,6 +227,16 @@ def _registers(args: argparse.Namespace, dataset: Dataset,
             print(f"  ⚠ {warning}", file=sys.stderr)
         layers[sid] = result.layer
     return layers
+
+
+def _unusable(item: str, path: str, sid: str, report: Any, counts: dict[str, int]) -> str:
+    """One line: why a register with no usable row cannot replace a layer (intake summary)."""
+    reasons = report["reason"].astype(str).str.split("；").str[0].value_counts().head(2)
+    why = "; ".join(f"{n}× {text[:90]}" for text, n in reasons.items() if text)
+    return (f"--facilities {item!r}: none of the {counts.get('input', 0)} rows of {path} is usable "
+            f"(rejected {counts.get('rejected', 0)}: {why}); the audit would count no {sid} "
+            f"facility at all. Fix the register (per-row report: qyx facilities import {path} "
+            f"--layer {sid} --out DIR).")
 
 
 def _width(text: str) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from qyx_geo._errors import SettingsError
 from qyx_geo.schema import FACILITY_LAYERS
 
-__all__ = ["parse_columns", "register"]
+__all__ = ["parse_columns", "parse_sheet", "register"]
 
 _CRS_CHOICES = ("wgs84", "gcj02", "bd09", "cgcs2000", "epsg4549")
 
@@ -52,8 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     imp.add_argument("--fallback", choices=("village-centre",), default=None,
                      help="仅有地址的行放在所属村社中心并标记 / place address-only rows at their "
                           "village's centre, flagged (default: reject them)")
-    imp.add_argument("--sheet", default=None, metavar="NAME|INDEX",
-                     help="Excel 工作表名或从 0 起的序号 / worksheet name or 0-based index")
+    imp.add_argument("--sheet", default=None, type=parse_sheet, metavar="NAME|INDEX",
+                     help="Excel 工作表名或从 0 起的序号(多个工作表有数据时必填)/ worksheet name "
+                          "or 0-based index (needed when several sheets hold registers)")
+    imp.add_argument("--layer-name", default=None, metavar="NAME",
+                     help="GeoPackage 图层名(文件有多个图层时必填)/ layer of a GeoPackage "
+                          "(needed when the file has several layers)")
     imp.add_argument("--duplicates", choices=("reject", "keep"), default="reject",
                      help="重复行(同编号,或同名且相距 50 m 内)拒绝或保留 / reject or keep "
                           "duplicate rows (default reject; reported either way)")
@@ -82,6 +86,11 @@ def _crs_name(text: str) -> str:
     return key
 
 
+def parse_sheet(text: str) -> str | int:
+    """Parse ``--sheet``: digits are a 0-based index, anything else a sheet name."""
+    return int(text) if text.strip().isdigit() else text
+
+
 def parse_columns(text: str) -> dict[str, str]:
     """Parse ``"站点名=name,东经=lon"`` into ``{"站点名": "name", "东经": "lon"}``."""
     mapping: dict[str, str] = {}
@@ -99,15 +108,13 @@ def parse_columns(text: str) -> dict[str, str]:
 def _run_import(args: argparse.Namespace) -> int:
     from qyx_geo.intake import import_register, write_intake
 
-    sheet: str | int | None = args.sheet
-    if isinstance(sheet, str) and sheet.isdigit():
-        sheet = int(sheet)
     if args.out.exists() and not args.out.is_dir():
         msg = f"--out {str(args.out)!r} is a file; give a folder."
         raise SettingsError(msg)
     result = import_register(
         args.file, layer=args.layer, crs=args.crs, columns=args.columns,
-        fallback="village_centre" if args.fallback else None, sheet=sheet,
+        fallback="village_centre" if args.fallback else None, sheet=args.sheet,
+        layer_name=args.layer_name,
         duplicates=args.duplicates, shift_check="network" if args.check_network else "auto")
     paths = write_intake(result, args.out)
     c = result.counts

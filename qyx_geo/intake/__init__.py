@@ -278,6 +278,7 @@ def import_register(
     columns: Mapping[str, str] | None = None,
     fallback: Fallback | None = None,
     sheet: str | int | None = None,
+    layer_name: str | None = None,
     units: gpd.GeoDataFrame | None = None,
     townships: gpd.GeoDataFrame | None = None,
     outline: shapely.Geometry | gpd.GeoDataFrame | None = None,
@@ -310,7 +311,11 @@ def import_register(
         ``"village_centre"``: place rows that have no coordinates but a known village at that
         village's centre (flagged ``placement="village_centre"``). Default: reject them.
     sheet
-        Worksheet name or 0-based index for XLSX (default: the first).
+        Worksheet name or 0-based index for XLSX. Default: the only sheet holding data; a
+        workbook with data on several sheets is refused with their names.
+    layer_name
+        Layer of a GeoPackage. Default: the only layer; a file with several layers is refused
+        with their names, geometry types and feature counts.
     units, townships, outline
         Official villages/communities, townships and county outline (default:
         :func:`qyx_geo.units.load_units`, ``load_townships``, ``load_outline``).
@@ -346,7 +351,7 @@ def import_register(
     _check_options(layer, crs, fallback, shift_check, duplicates, duplicate_dist_m,
                    outside_tolerance_m)
     file = Path(path)
-    raw = read_table(file, sheet=sheet)
+    raw = read_table(file, sheet=sheet, layer_name=layer_name)
     if raw.frame.empty:
         msg = (f"{file.name}: no data rows below the header (row {raw.header_row}); add one row "
                f"per facility.")

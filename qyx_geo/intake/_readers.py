@@ -29,13 +29,16 @@ import pandas as pd
 from qyx_geo._errors import DataFileError
 from qyx_geo.intake._names import count_known_headers
 
-__all__ = ["CellError", "RawTable", "cell_text", "decode_bytes", "parse_count", "parse_lonlat",
-           "parse_number", "read_table"]
+__all__ = ["MAX_COLUMNS", "CellError", "RawTable", "cell_text", "decode_bytes", "parse_count",
+           "parse_lonlat", "parse_number", "read_table", "unique_headers"]
 
 logger = logging.getLogger(__name__)
 
 #: How many leading rows are searched for the header row (titles often sit above it).
 HEADER_SEARCH_ROWS = 10
+#: Most columns a register may fill. Real registers have tens; a row reaching past this is a
+#: broken export (or a hostile file) and is refused before any per-column work is done.
+MAX_COLUMNS = 1000
 #: Columns added by the geo readers: the point of each feature in the file's CRS.
 GEOM_X, GEOM_Y, GEOM_NOTE = "__geom_x__", "__geom_y__", "__geom_note__"
 _CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
@@ -74,8 +77,14 @@ class RawTable:
     notes: tuple[str, ...] = ()
 
 
-def read_table(path: str | Path, *, sheet: str | int | None = None) -> RawTable:
-    """Read a register file into a :class:`RawTable`, choosing the reader by suffix."""
+def read_table(path: str | Path, *, sheet: str | int | None = None,
+               layer_name: str | None = None) -> RawTable:
+    """Read a register file into a :class:`RawTable`, choosing the reader by suffix.
+
+    ``sheet`` picks the worksheet of an XLSX file and ``layer_name`` the layer of a GeoPackage.
+    Without them, a workbook with data on several sheets or a GeoPackage with several layers is
+    refused with the list to choose from (never a silent first pick).
+    """
     file = Path(path)
     if not file.is_file():
         msg = f"Register file {str(file)!r} does not exist or is not a file; check the path."
@@ -88,12 +97,16 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> RawTable:
     if sheet is not None and suffix not in _XLSX_SUFFIXES:
         msg = f"{file.name}: sheet={sheet!r} only applies to .xlsx files; drop the sheet option."
         raise DataFileError(msg)
+    if layer_name is not None and suffix not in _GEO_SUFFIXES:
+        msg = (f"{file.name}: layer_name={layer_name!r} only applies to .gpkg/.geojson files; "
+               "drop the layer-name option.")
+        raise DataFileError(msg)
     if suffix in _CSV_SUFFIXES:
         return _read_csv(file)
     if suffix in _XLSX_SUFFIXES:
         return _read_xlsx(file, sheet)
     if suffix in _GEO_SUFFIXES:
-        return _read_geo(file)
+        return _read_geo(file, layer_name)
     msg = (f"{file.name}: unsupported file type {suffix!r}; registers must be .xlsx, .csv, "
            f".geojson or .gpkg.")
     raise DataFileError(msg)
@@ -162,9 +175,67 @@ def _second_header_row(upper: list[Any], lower: list[Any]) -> bool:
                for i, c in enumerate(lower))
 
 
+def _last_filled(row: list[Any]) -> int:
+    """Return the index of the last non-blank cell of ``row`` (-1 if blank)."""
+    for i in range(len(row) - 1, -1, -1):
+        if not _blank(row[i]):
+            return i
+    return -1
+
+
+def _trimmed(rows: list[list[Any]], numbers: list[int], *, file_name: str) -> list[list[Any]]:
+    """Return the rows without trailing blank cells; refuse one filling > MAX_COLUMNS columns.
+
+    Done first, in one pass over the cells, so no later step works on empty columns.
+    """
+    out = []
+    for row, number in zip(rows, numbers, strict=True):
+        last = _last_filled(row)
+        if last >= MAX_COLUMNS:
+            msg = (f"{file_name}: row {number} fills {last + 1:,} columns; a register may have "
+                   f"at most {MAX_COLUMNS:,}. Check the export (a wrong separator or a broken "
+                   "file) and keep only the facility columns.")
+            raise DataFileError(msg)
+        out.append(list(row[:last + 1]))
+    return out
+
+
+def unique_headers(cells: list[Any]) -> list[str]:
+    """Return header names for ``cells``: blanks become ``列<n>``, repeats ``name.2``, ``name.3``.
+
+    Linear in the number of cells (each base name remembers its next suffix).
+
+    Examples
+    --------
+    >>> unique_headers(["名称", None, "名称", "名称.2", "名称"])
+    ['名称', '列2', '名称.2', '名称.2.2', '名称.3']
+    """
+    seen: set[str] = set()
+    next_suffix: dict[str, int] = {}
+    headers: list[str] = []
+    for i, cell in enumerate(cells):
+        name = ("" if _blank(cell) else str(cell).strip()) or f"列{i + 1}"
+        if name in seen:
+            base, k = name, next_suffix.get(name, 2)
+            while f"{base}.{k}" in seen:
+                k += 1
+            name = f"{base}.{k}"
+            next_suffix[base] = k + 1
+        seen.add(name)
+        headers.append(name)
+    return headers
+
+
 def _table_from_rows(rows: list[list[Any]], *, file_name: str, fmt: str,
-                     encoding: str | None) -> RawTable:
-    """Build a RawTable from rows of cells (``rows[i]`` is source row ``i + 1``)."""
+                     encoding: str | None, numbers: list[int] | None = None,
+                     notes: tuple[str, ...] = ()) -> RawTable:
+    """Build a RawTable from rows of cells.
+
+    ``numbers[i]`` is the source row (line) number of ``rows[i]`` (default ``i + 1``); rows
+    left out of a sparse list (XLSX) are blank.
+    """
+    numbers = list(range(1, len(rows) + 1)) if numbers is None else numbers
+    rows = _trimmed(rows, numbers, file_name=file_name)
     h = _header_index(rows)
     if h < 0:
         msg = f"{file_name}: the file has no rows; fill in a header row and one row per facility."
@@ -172,49 +243,47 @@ def _table_from_rows(rows: list[list[Any]], *, file_name: str, fmt: str,
     if h + 1 < len(rows) and _second_header_row(rows[h], rows[h + 1]):
         h += 1
     raw_header = list(rows[h])
-    above = list(rows[h - 1]) if h > 0 else []
+    above = list(rows[h - 1]) if h > 0 and numbers[h - 1] == numbers[h] - 1 else []
     if sum(not _blank(c) for c in above) >= 2:
         # Two-row header (e.g. 名称 merged over both rows, 坐标 over 经度/纬度): fill the gaps of
         # the lower row from the upper one.
         raw_header += [None] * (len(above) - len(raw_header))
         raw_header = [a if _blank(c) and i < len(above) and not _blank(a := above[i]) else c
                       for i, c in enumerate(raw_header)]
-    width = max(i + 1 for i, c in enumerate(raw_header) if not _blank(c))
-    headers: list[str] = []
-    for i, cell in enumerate(raw_header[:width]):
-        name = "" if _blank(cell) else str(cell).strip()
-        name = name or f"列{i + 1}"
-        base, k = name, 2
-        while name in headers:
-            name, k = f"{base}.{k}", k + 1
-        headers.append(name)
-    notes: list[str] = []
-    if h > 0:
-        notes.append(f"表头在第 {h + 1} 行，其上 {h} 行（标题/说明）未作数据 / header found on row "
-                     f"{h + 1}; the {h} row(s) above it were treated as a title, not data")
+    width = _last_filled(raw_header) + 1
+    headers = unique_headers(raw_header[:width])
+    header_row = numbers[h]
+    out_notes = list(notes)
+    if header_row > 1:
+        above_n = header_row - 1
+        out_notes.append(f"表头在第 {header_row} 行，其上 {above_n} 行（标题/说明）未作数据 / "
+                         f"header found on row {header_row}; the {above_n} row(s) above it "
+                         "were treated as a title, not data")
     records: list[list[Any]] = []
     index: list[int] = []
     blank_rows = 0
-    extra_rows: list[int] = []
+    previous = header_row
     for i in range(h + 1, len(rows)):
         row = rows[i]
         if all(_blank(c) for c in row):
-            blank_rows += 1
             continue
+        # rows between two filled rows that are blank or missing (sparse XLSX); trailing blank
+        # lines after the last filled row are the end of the file, not skipped rows
+        blank_rows += numbers[i] - previous - 1
+        previous = numbers[i]
         cells = list(row[:width]) + [None] * (width - len(row))
         if any(not _blank(c) for c in row[width:]):
-            extra_rows.append(i + 1)
             cells.append("|".join(str(c) for c in row[width:] if not _blank(c)))
         else:
             cells.append(None)
         records.append(cells)
-        index.append(i + 1)
+        index.append(numbers[i])
     if blank_rows:
-        notes.append(f"跳过 {blank_rows} 个空行 / skipped {blank_rows} blank row(s)")
+        out_notes.append(f"跳过 {blank_rows} 个空行 / skipped {blank_rows} blank row(s)")
     frame = pd.DataFrame(records, columns=[*headers, "__extra__"],
                          index=pd.Index(index, name="row"), dtype=object)
-    return RawTable(frame=frame, format=fmt, encoding=encoding, header_row=h + 1,
-                    notes=tuple(notes))
+    return RawTable(frame=frame, format=fmt, encoding=encoding, header_row=header_row,
+                    notes=tuple(out_notes))
 
 
 def _delimiter(text: str, *, default: str) -> str:
@@ -229,7 +298,7 @@ def _delimiter(text: str, *, default: str) -> str:
     for candidate in (default, *(d for d in ",\t;|" if d != default)):
         with contextlib.suppress(csv.Error):
             rows = list(csv.reader(io.StringIO(head, newline=""), delimiter=candidate))
-            score = max((count_known_headers(r) for r in rows), default=0)
+            score = max((count_known_headers(r[:MAX_COLUMNS]) for r in rows), default=0)
             if score > best_score:
                 best, best_score = candidate, score
     if best_score >= 2:
@@ -250,15 +319,119 @@ def _read_csv(file: Path) -> RawTable:
         raise DataFileError(msg)
     text, encoding = decode_bytes(data, file_name=file.name)
     delimiter = _delimiter(text, default="\t" if file.suffix.lower() == ".tsv" else ",")
-    try:
-        rows = [list(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                                            strict=False)]
-    except csv.Error as err:
-        msg = (f"{file.name}: malformed CSV ({err}); check for unbalanced quotes and save it "
-               f"again as CSV.")
-        raise DataFileError(msg) from err
+    rows, numbers, notes = _csv_records(text, delimiter, file_name=file.name)
     logger.debug("read %s as CSV, encoding %s, delimiter %r", file, encoding, delimiter)
-    return _table_from_rows(rows, file_name=file.name, fmt="csv", encoding=encoding)
+    return _table_from_rows(rows, file_name=file.name, fmt="csv", encoding=encoding,
+                            numbers=numbers, notes=notes)
+
+
+def _csv_records(text: str, delimiter: str, *, file_name: str,
+                 ) -> tuple[list[list[str]], list[int], tuple[str, ...]]:
+    """Parse CSV text into records, their first line numbers, and notes on multi-line cells.
+
+    A quoted cell may hold line breaks (Excel writes addresses so), but a quote that is never
+    closed swallows every following line into one cell. Every physical line must stay
+    accounted for: a multi-line cell whose continuation lines carry as many separators as a
+    row is a run-away quote, and the file is refused naming the line where it opens.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    spans: list[tuple[int, int]] = []
+    first = 1
+    try:
+        for record in reader:
+            rows.append(record)
+            numbers.append(first)
+            if reader.line_num > first:
+                spans.append((len(rows) - 1, reader.line_num))
+            first = reader.line_num + 1
+    except csv.Error as err:
+        msg = (f"{file_name}: malformed CSV near line {reader.line_num} ({err}); check for "
+               f"unbalanced quotes and save it again as CSV.")
+        raise DataFileError(msg) from err
+    single = [len(r) for r in rows if len(r) > 1]
+    width = max(set(single), key=single.count) if single else 0
+    notes = []
+    for pos, last in spans:
+        start = numbers[pos]
+        swallowed = [(start + k, line) for cell in rows[pos]
+                     for k, line in enumerate(cell.splitlines()) if k and width > 1
+                     and line.count(delimiter) >= width - 1]
+        if swallowed:
+            line_no, line = swallowed[0]
+            msg = (f"{file_name}: line {start}: a quote (\") opens a cell that is not closed "
+                   f"before line {last}, so {last - start} following line(s) that look like rows "
+                   f"of their own (e.g. line {line_no}: {line[:60]!r}) would be read as one cell. "
+                   "Close the quote or remove it, then import again.")
+            raise DataFileError(msg)
+        notes.append(f"第 {start} 行的引号单元格含换行，跨第 {start}–{last} 行 / the quoted cell "
+                     f"of line {start} holds line breaks and spans lines {start}–{last}")
+    return rows, numbers, tuple(notes)
+
+
+def _sheet_rows(ws: Any, *, file_name: str) -> tuple[list[list[Any]], list[int]]:
+    """Return the non-blank rows of a worksheet and their row numbers.
+
+    The work is bounded by the cells the file holds, not by its stated used range: a sheet
+    whose dimension says A1:XFD1048576 because of one styled cell far away is read as the
+    few rows it has (no padding to 16,384 columns x 1,048,576 rows).
+    """
+    # the stored <dimension> may claim the whole grid: read rows as they are in the file
+    ws.reset_dimensions()
+    rows: list[list[Any]] = []
+    numbers: list[int] = []
+    for number, row in enumerate(ws.iter_rows(values_only=True), start=1):
+        last = _last_filled(row) if row else -1
+        if last < 0:
+            continue
+        if last >= MAX_COLUMNS:
+            msg = (f"{file_name}: row {number} fills {last + 1:,} columns; a register may have "
+                   f"at most {MAX_COLUMNS:,}. Keep only the facility columns and save again.")
+            raise DataFileError(msg)
+        rows.append(list(row[:last + 1]))
+        numbers.append(number)
+    return rows, numbers
+
+
+def _pick_sheet(book: Any, sheet: str | int | None, *, file_name: str,
+                ) -> tuple[str, list[list[Any]], list[int], tuple[str, ...]]:
+    """Return (sheet name, rows, row numbers, notes) of the sheet to read."""
+    names = list(book.sheetnames)
+    if sheet is not None:
+        if isinstance(sheet, int) and not isinstance(sheet, bool):
+            if not 0 <= sheet < len(names):
+                msg = (f"{file_name}: sheet index {sheet!r} is out of range; the workbook "
+                       f"has sheets {names!r} (0-based index).")
+                raise DataFileError(msg)
+            name = names[sheet]
+        elif str(sheet) in names:
+            name = str(sheet)
+        else:
+            msg = f"{file_name}: no sheet named {sheet!r}; the workbook has {names!r}."
+            raise DataFileError(msg)
+        return (name, *_sheet_rows(book[name], file_name=file_name), ())
+    filled = {}
+    for name in names:
+        rows, numbers = _sheet_rows(book[name], file_name=file_name)
+        if rows:
+            filled[name] = (rows, numbers)
+    # a register sheet names at least two known fields in its header (说明/notes sheets do not)
+    registers = [n for n, (rows, _) in filled.items()
+                 if max(count_known_headers(r) for r in rows[:HEADER_SEARCH_ROWS]) >= 2]
+    if len(registers) > 1:
+        listing = ", ".join(f"{n!r} ({len(filled[n][0])} 行 rows)" for n in registers)
+        msg = (f"{file_name}: {len(registers)} sheets look like registers: {listing}; choose "
+               f"one with --sheet NAME (Python: sheet=...).")
+        raise DataFileError(msg)
+    pick = registers[0] if registers else next(iter(filled), names[0])
+    rows, numbers = filled.get(pick, ([], []))
+    notes: tuple[str, ...] = ()
+    others = [n for n in filled if n != pick]
+    if pick != names[0] or others:
+        notes = (f"数据读自工作表 {pick!r}（另有 {others!r} 非台账或为空）/ data read from sheet "
+                 f"{pick!r}; other sheets with content {others!r} do not look like registers",)
+    return pick, rows, numbers, notes
 
 
 def _read_xlsx(file: Path, sheet: str | int | None) -> RawTable:
@@ -270,21 +443,7 @@ def _read_xlsx(file: Path, sheet: str | int | None) -> RawTable:
             warnings.simplefilter("ignore")
             book = openpyxl.load_workbook(file, read_only=True, data_only=True)
             try:
-                names = book.sheetnames
-                if sheet is None:
-                    ws = book[names[0]]
-                elif isinstance(sheet, int) and not isinstance(sheet, bool):
-                    if not 0 <= sheet < len(names):
-                        msg = (f"{file.name}: sheet index {sheet!r} is out of range; the workbook "
-                               f"has sheets {names!r} (0-based index).")
-                        raise DataFileError(msg)
-                    ws = book[names[sheet]]
-                elif str(sheet) in names:
-                    ws = book[str(sheet)]
-                else:
-                    msg = f"{file.name}: no sheet named {sheet!r}; the workbook has {names!r}."
-                    raise DataFileError(msg)
-                rows = [list(r) for r in ws.iter_rows(values_only=True)]
+                _, rows, numbers, notes = _pick_sheet(book, sheet, file_name=file.name)
             finally:
                 book.close()
     except DataFileError:
@@ -298,12 +457,34 @@ def _read_xlsx(file: Path, sheet: str | int | None) -> RawTable:
         msg = (f"{file.name}: not a readable .xlsx workbook ({type(err).__name__}: {err}); open it "
                f"in Excel/WPS and save it again as .xlsx.")
         raise DataFileError(msg) from err
-    return _table_from_rows(rows, file_name=file.name, fmt="xlsx", encoding=None)
+    return _table_from_rows(rows, file_name=file.name, fmt="xlsx", encoding=None,
+                            numbers=numbers, notes=notes)
 
 
 # -- geo formats -------------------------------------------------------------------------------
 
-def _read_geo(file: Path) -> RawTable:
+def _pick_layer(file: Path, layers: Any, layer_name: str | None) -> str:
+    """Return the layer to read: ``layer_name``, or the only layer; else list them."""
+    import pyogrio
+
+    names = [str(row[0]) for row in layers]
+    if layer_name is not None:
+        if layer_name not in names:
+            msg = f"{file.name}: no layer named {layer_name!r}; the file has {names!r}."
+            raise DataFileError(msg)
+        return layer_name
+    if len(names) == 1:
+        return names[0]
+    listing = []
+    for row in layers:
+        n = pyogrio.read_info(file, layer=str(row[0])).get("features")
+        listing.append(f"{str(row[0])!r} ({row[1] or 'no geometry'}, {n} 要素 features)")
+    msg = (f"{file.name}: the file has {len(names)} layers: {', '.join(listing)}; choose the "
+           "facilities with --layer-name NAME (Python: layer_name=...).")
+    raise DataFileError(msg)
+
+
+def _read_geo(file: Path, layer_name: str | None = None) -> RawTable:
     import pyogrio
     import shapely
 
@@ -318,7 +499,7 @@ def _read_geo(file: Path) -> RawTable:
             if len(layers) == 0:
                 msg = f"{file.name}: the file has no layers; export the facilities layer again."
                 raise DataFileError(msg)
-            gdf = pyogrio.read_dataframe(file, layer=str(layers[0][0]))
+            gdf = pyogrio.read_dataframe(file, layer=_pick_layer(file, layers, layer_name))
     except DataFileError:
         raise
     except Exception as err:  # GDAL reports broken files through many exception types
