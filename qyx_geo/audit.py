@@ -120,6 +120,9 @@ class ServiceAudit:
     checks
         The plan's facility-based targets for this service (presence, attribute share, places
         per 1,000; :mod:`qyx_geo.checks`), by target key; empty without a plan.
+    min_share
+        Share of a unit's residents within the threshold for the unit to pass (the settings'
+        ``min_share``; maps draw their pass mark from it).
     """
 
     service: Service
@@ -134,6 +137,7 @@ class ServiceAudit:
     facilities: gpd.GeoDataFrame | None = None
     mode: str = "walk"
     checks: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
+    min_share: float = 0.8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -563,7 +567,8 @@ def _audit_service(
     checks = {} if plan is None else facility_checks(svc, plan, year, layer, townships, demand)
     return ServiceAudit(service=svc, year=year, threshold_minutes=threshold, points=points,
                         units=scored, townships=towns, county=county, gaps=gaps,
-                        capacity=capacity, facilities=layer, mode=settings.mode, checks=checks)
+                        capacity=capacity, facilities=layer, mode=settings.mode, checks=checks,
+                        min_share=settings.min_share)
 
 
 def _unit_kinds(svc: Service, plan: Plan | None) -> tuple[str, ...] | None:

@@ -124,6 +124,12 @@ def test_settings_threshold_and_mode(net):
     assert slow.services["canteen"].mode == "elderly_walk"
 
 
+def test_service_audit_carries_min_share(net):
+    r = run_audit(tiny_dataset(), network=net, services=["clinic"],
+                  settings=Settings(min_share=0.9))
+    assert r.services["clinic"].min_share == 0.9
+
+
 def test_threshold_for_a_service_not_audited_is_reported(net, caplog):
     from qyx_geo.report import run_record
 

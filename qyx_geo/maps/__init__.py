@@ -304,7 +304,9 @@ def service_map(service_audit: Any, dataset: Any, *,
         synthetic=synthetic_layers(dataset, facilities=facilities,
                                    gaps=service_audit.gaps),
         legend=_service_legend(service, threshold, tiers, has_gaps=gaps is not None
-                               and not gaps.empty) + _osm_credit(facilities),
+                               and not gaps.empty,
+                               min_share=float(getattr(service_audit, "min_share", 0.8)))
+        + _osm_credit(facilities),
         bounds=(units if not units.empty else dataset.townships).total_bounds,
         extent=dataset_extent(dataset))
     return m
@@ -329,12 +331,22 @@ def _county_line(county: Mapping[str, Any], units: pd.DataFrame, service: Any) -
 
 
 def _service_legend(service: Any, threshold: float, tiers: list[float], *,
-                    has_gaps: bool) -> list[tuple[str, str, str]]:
-    """Legend rows (kind, colour, label): kind is ``fill``, ``line`` or ``dot``."""
-    rows: list[tuple[str, str, str]] = [("head", "", f"{threshold:g}分钟内居民比例 Share within")]
+                    has_gaps: bool, min_share: float = 0.8) -> list[tuple[str, str, str]]:
+    """Legend rows (kind, colour, label): kind is ``fill``, ``line`` or ``dot``.
+
+    The pass mark ✓ follows ``min_share`` (the audit's setting): classes wholly at or above it
+    are marked, and a class it falls inside says where passing starts.
+    """
+    rows: list[tuple[str, str, str]] = [
+        ("head", "", f"{threshold:g}分钟内居民比例 Share within (≥{min_share:.0%} 达标 passes ✓)")]
     lower = 0.0
     for upper, colour in SHARE_CLASSES:
-        mark = " ✓" if lower >= 0.8 - 1e-9 else ""
+        if lower >= min_share - 1e-9:
+            mark = " ✓"
+        elif min_share < upper - 1e-9:
+            mark = f" (≥{min_share:.0%} ✓)"
+        else:
+            mark = ""
         rows.append(("fill", colour, f"{lower:.0%}–{upper:.0%}{mark}"))
         lower = upper
     rows.append(("fill", NOT_JUDGED_COLOUR, "不考核 not judged"))
