@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 from pathlib import Path
 
 import openpyxl
@@ -145,10 +146,38 @@ def test_xlsx_written_by_cli(tiny, tmp_path):
     assert "体育健身排名" in wb.sheetnames
 
 
+#: The README's headline figures for the embedded Cixi audit of 2027 (the project promises that
+#: they do not change): units passing/judged per service, the canteen's share, target and
+#: shortfall, and the nursery places per 1,000 residents with their target.
+HEADLINE = {"canteen": (316, 406), "clinic": (313, 406), "sports": (213, 294),
+            "nursery": (163, 406), "canteen_share_pct": 77.8, "canteen_target_pct": 95,
+            "canteen_short": 70, "nursery_places": 3.8, "nursery_places_target": 5.5}
+
+
+def _readme_headline() -> dict[str, object]:
+    """Parse the headline sentence of README.md (whitespace and line breaks folded)."""
+    text = " ".join((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split())
+    m = re.search(r"canteen (\d+)/(\d+) units pass \(([\d.]+) %, target (\d+) %, (\d+) "
+                  r"short\), clinic (\d+)/(\d+), sports (\d+)/(\d+) administrative villages, "
+                  r"nursery (\d+)/(\d+) and ([\d.]+) places per 1,000 \(target ([\d.]+)\)",
+                  text)
+    assert m, "README.md lost its headline sentence (canteen .../406 units pass ...)"
+    g = m.groups()
+    return {"canteen": (int(g[0]), int(g[1])), "clinic": (int(g[5]), int(g[6])),
+            "sports": (int(g[7]), int(g[8])), "nursery": (int(g[9]), int(g[10])),
+            "canteen_share_pct": float(g[2]), "canteen_target_pct": int(g[3]),
+            "canteen_short": int(g[4]), "nursery_places": float(g[11]),
+            "nursery_places_target": float(g[12])}
+
+
+def test_readme_states_the_pinned_headline():
+    assert _readme_headline() == HEADLINE
+
+
 @pytest.mark.slow
 def test_audit_embedded_data(tmp_path, capsys):
-    if not any((data_dir() / "network").glob("*.osm*")):
-        pytest.skip("embedded network not generated yet")
+    # the embedded network is committed: a missing file is a failure, not a reason to skip
+    assert any((data_dir() / "network").glob("*.osm*")), "embedded network file missing"
     assert main(["audit", "--out", str(tmp_path), "--no-isochrones"]) == 0
     out = capsys.readouterr().out
     for label in ("托育", "老年助餐", "医疗卫生", "体育健身"):
@@ -158,6 +187,22 @@ def test_audit_embedded_data(tmp_path, capsys):
     t = pd.read_csv(tmp_path / "townships.csv", encoding="utf-8-sig")
     assert len(t) == 24
     assert (tmp_path / "maps" / "overview.html").exists()
+    # the README's headline figures, from this real audit
+    s = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["services"]
+    got = {sid: (s[sid]["units_passing"], s[sid]["units_judged"])
+           for sid in ("canteen", "clinic", "sports", "nursery")}
+    canteen, cap = s["canteen"], s["nursery"]["capacity"]
+    got.update(canteen_share_pct=round(100 * canteen["share_passing"], 1),
+               canteen_target_pct=round(100 * canteen["target"]["value"]),
+               canteen_short=canteen["shortfall_units"],
+               nursery_places=round(cap["places_per_1000"], 1),
+               nursery_places_target=cap["target"]["value"])
+    assert got == HEADLINE == _readme_headline()
+    # the same figures from the written village table (independent of the summary's counting)
+    for sid in ("canteen", "clinic", "sports", "nursery"):
+        judged = v[f"{sid}_judged"].astype(bool)
+        assert (int((v[f"{sid}_passes"].astype(bool) & judged).sum()), int(judged.sum())) == \
+            HEADLINE[sid]
 
 
 def test_one_township_maps(tiny, tmp_path):

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,17 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _browser import find_chromium
 
 from qyx_geo import maps
 from qyx_geo.crs import wgs84_to_gcj02
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))
-                 if p), None)
-if CHROMIUM is None:
-    pytest.skip("Chromium is not installed (Debian: apt-get install chromium; .ci/run installs "
-                "it), so the maps cannot be opened in a browser here.", allow_module_level=True)
+# skipped without Chromium, an error instead when QYX_REQUIRE_BROWSER=1 (CI: .ci/run)
+CHROMIUM = find_chromium()
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
