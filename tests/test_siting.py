@@ -363,7 +363,7 @@ def test_cli_writes_the_sites_table_and_prints_before_after(county, tmp_path, mo
     printed = capsys.readouterr().out
     assert "现状 before" in printed and "新增 after" in printed
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["sites_sports_2027.csv", "sites_sports_2027.geojson",
+    assert files == [".qyx-outputs.json", "sites_sports_2027.csv", "sites_sports_2027.geojson",
                      "sites_sports_2027.json", "sites_sports_2027.xlsx"]
     raw = (out / "sites_sports_2027.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
@@ -441,6 +441,23 @@ def test_write_sites_neutralises_formulas(county, tmp_path):
     assert_csv_safe(paths["csv"], expect=(*ids, EVIL[4]))
     cells = assert_xlsx_safe(paths["xlsx"], expect=(*ids, EVIL[4]))
     assert {c.data_type for c in cells if isinstance(c.value, float)} == {"n"}
+
+
+def test_interrupted_write_sites_keeps_the_previous_files(county, tmp_path, monkeypatch):
+    """The four files are one set: a failure after the CSV never leaves new CSV beside old XLSX."""
+    import geopandas as gpd
+
+    from qyx_geo.siting import propose_sites, write_sites
+
+    r = propose_sites(county, service="canteen", year=2027, settings=_settings(), verify=False)
+    paths = write_sites(r, tmp_path)
+    before = {p.name: p.read_bytes() for p in paths.values()}
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_file",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError, match="No space left"):
+        write_sites(r, tmp_path)
+    assert {p.name: p.read_bytes() for p in paths.values()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".qyx-staging")]
 
 
 def test_unreachable_target_names_the_units_no_candidate_reaches(county):

@@ -22,7 +22,6 @@ import shapely
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from qyx_geo import _io
 from qyx_geo._errors import (
     ColumnError,
     CoordinateError,
@@ -30,6 +29,7 @@ from qyx_geo._errors import (
     DuplicateIdError,
     SettingsError,
 )
+from qyx_geo._outputs import output_set
 from qyx_geo._tables import safe_table, write_csv
 from qyx_geo.engine import NetworkArrays, snap_points
 from qyx_geo.schema import FACILITY_COLUMNS, METRIC_CRS, WGS84
@@ -293,7 +293,10 @@ HEADERS_ZH = {
 
 def write_sites(result: SitingResult, out_dir: str | os.PathLike[str], *,
                 stem: str | None = None) -> dict[str, Path]:
-    """Write the proposal as CSV (UTF-8 with BOM), XLSX, GeoJSON and a JSON summary, atomically.
+    """Write the proposal as CSV (UTF-8 with BOM), XLSX, GeoJSON and a JSON summary, as one set.
+
+    The four files are staged and committed together (:mod:`qyx_geo._outputs`, set
+    ``site:<stem>``): a failed or interrupted write leaves the previous four untouched.
 
     Parameters
     ----------
@@ -312,28 +315,26 @@ def write_sites(result: SitingResult, out_dir: str | os.PathLike[str], *,
     folder = Path(out_dir)
     stem = stem or f"sites_{result.service.id}_{result.year}"
     table = _table(result).rename(columns=HEADERS_ZH)
-    paths = {kind: folder / f"{stem}.{kind}" for kind in ("csv", "xlsx", "geojson", "json")}
-    with _io.atomic_write(paths["csv"], "w", encoding="utf-8-sig", newline="") as fh:
-        write_csv(table, fh, index=False)
+    names = {kind: f"{stem}.{kind}" for kind in ("csv", "xlsx", "geojson", "json")}
     summary = result.summary()
     rows = [(k, json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v)
             for k, v in summary.items()]
-
-    def _xlsx(tmp: Path) -> None:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+    geo = result.sites.reset_index()
+    geo.insert(1, "service", result.service.id)
+    geo.insert(2, "year", result.year)
+    with output_set(folder, f"site:{stem}") as staged:
+        with staged.path(names["csv"]).open("w", encoding="utf-8-sig", newline="") as fh:
+            write_csv(table, fh, index=False)
+        with pd.ExcelWriter(staged.path(names["xlsx"]), engine="openpyxl") as writer:
             # names come from registers and candidate files: no formulas
             safe_table(table).to_excel(writer, sheet_name="拟建站点 sites", index=False)
             safe_table(pd.DataFrame(rows, columns=["项目 item", "值 value"])).to_excel(
                 writer, sheet_name="概要 summary", index=False)
-
-    _io.write_with(paths["xlsx"], _xlsx)
-    geo = result.sites.reset_index()
-    geo.insert(1, "service", result.service.id)
-    geo.insert(2, "year", result.year)
-    _io.write_with(paths["geojson"], lambda tmp: geo.to_file(tmp, driver="GeoJSON"))
-    _io.atomic_write_text(paths["json"], json.dumps(summary, ensure_ascii=False, indent=2,
-                                                    default=str) + "\n")
-    return paths
+        geo.to_file(staged.path(names["geojson"]), driver="GeoJSON")
+        staged.path(names["json"]).write_text(
+            json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n",
+            encoding="utf-8")
+    return {kind: folder / name for kind, name in names.items()}
 
 
 def sites_layer(result: SitingResult, *, name: str | None = None) -> folium.FeatureGroup:
