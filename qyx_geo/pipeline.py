@@ -141,7 +141,8 @@ def _provenance(result: AuditResult, facilities: Any, *, own_network: bool) -> A
 def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None],
                  timings: dict[str, float], *, with_isochrones: bool = True,
                  method: str = "surface", source: str | os.PathLike[str] | None = None,
-                 own_network: bool = False) -> Callable[[Path], list[Path]] | None:
+                 own_network: bool = False,
+                 paper: str | None = None) -> Callable[[Path], list[Path]] | None:
     try:
         from qyx_geo import maps
         from qyx_geo.isochrones import isochrones
@@ -192,6 +193,16 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
             result, folder, isochrones=iso if with_isochrones else False, roads=roads,
             township=township, surfaces=surfaces)
         timings["maps"] = time.perf_counter() - start
+        if paper is not None and net is not None:
+            from qyx_geo.maps.printing import write_print_maps
+
+            advance("打印图 print maps")
+            start = time.perf_counter()
+            files += write_print_maps(result, folder / "print", crs=net.crs, surfaces=surfaces,
+                                      roads=roads if hasattr(roads, "geometry") else None,
+                                      paper=paper,  # type: ignore[arg-type]
+                                      township=township)
+            timings["print_maps"] = time.perf_counter() - start
         return files
 
     return write
@@ -210,6 +221,7 @@ def audit_to_folder(
     maps: bool = True,
     isochrones: bool = True,
     isochrone_method: str = "surface",
+    print_paper: str | None = None,
     parameters: Mapping[str, Any] | None = None,
     timings_s: Mapping[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
@@ -235,6 +247,9 @@ def audit_to_folder(
     isochrone_method
         ``"surface"`` (contours of the travel-time surfaces, about a second per service) or
         ``"exact"`` (street bands, tens of seconds per service county-wide).
+    print_paper
+        ``"A4"`` or ``"A3"``: also write every map as PNG and PDF for print
+        (``maps/print/<map>_<paper>.png|pdf``, a few seconds per map); ``None``: none.
     parameters
         Extra run parameters for ``run.json`` (the command line, the batch key, …).
     timings_s
@@ -270,7 +285,8 @@ def audit_to_folder(
         raise SettingsError(msg)
     writer = _maps_writer(result, roads, advance, timings, with_isochrones=isochrones,
                           method=isochrone_method, source=network_source(dataset, network),
-                          own_network=network is not None) if maps else None
+                          own_network=network is not None,
+                          paper=print_paper) if maps else None
     advance("写出 write")
     t0 = time.perf_counter()
     # the same dict: the maps writer adds its timings before run.json is rendered

@@ -125,6 +125,15 @@ def test_exact_isochrones_on_request(tiny, tmp_path):
     assert "image_overlay_" in (default / "maps" / "canteen.html").read_text(encoding="utf-8")
 
 
+def test_print_maps_on_request(tiny, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["audit", "--out", str(tmp_path), "--services", "canteen", "--print", "A3"]) == 0
+    printed = sorted(p.name for p in (tmp_path / "maps" / "print").iterdir())
+    assert printed == ["canteen_A3.pdf", "canteen_A3.png", "overview_A3.pdf", "overview_A3.png"]
+    run = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert "print_maps" in run["timings_s"]
+
+
 def test_facility_register(tiny, tmp_path):
     reg = tmp_path / "canteens.csv"
     pts = tiny.demand.geometry

@@ -73,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--no-maps", action="store_true", help="不生成地图 / skip the HTML maps")
     p.add_argument("--no-isochrones", action="store_true",
                    help="地图不绘制等时圈 / maps without isochrone layers")
+    p.add_argument("--print", dest="print_paper", choices=("A4", "A3"), default=None,
+                   help="另存打印版地图 PNG+PDF / also write print maps (PNG and PDF, landscape "
+                        "A4 or A3; a few seconds per map)")
     p.add_argument("--isochrones", choices=("surface", "exact"), default="surface",
                    help="等时圈画法 / isochrone method: surface 由可达时间面等值线生成(快, 默认)"
                         " contours of the travel-time surface (fast, default); exact 可达街道带"
@@ -425,7 +428,8 @@ def _audit(args: argparse.Namespace) -> int:
                               settings=settings, facilities=overrides, townships=townships,
                               network=args.network, maps=not args.no_maps,
                               isochrones=not args.no_isochrones,
-                              isochrone_method=args.isochrones, parameters=parameters,
+                              isochrone_method=args.isochrones,
+                              print_paper=args.print_paper, parameters=parameters,
                               timings_s=timings, progress=advance, plan=plan,
                               standards=standards, standard_unit_kinds=tier_units)
     finally:

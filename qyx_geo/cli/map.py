@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--no-isochrones", action="store_true",
                    help="不绘制可达范围 / skip the isochrones (faster, smaller file)")
     p.add_argument("--isochrones", choices=("surface", "exact"), default="surface",
-                   help="可达范围画法 / isochrone method: surface 可达时间面(默认, 县域图为分级图像)"
+                   help="可达范围画法 / isochrone method: surface 可达时间面(默认,县域图为分级图像)"
                         " travel-time surface (default; county maps draw it as a banded image);"
                         " exact 可达街道带 street bands")
     add_region_option(p)
