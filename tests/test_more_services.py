@@ -109,3 +109,16 @@ def test_default_audit_skips_optional_layers_the_dataset_lacks(net):
     r = run_audit(tiny_dataset(), network=net)
     assert list(r.services) == ["nursery", "canteen", "clinic", "sports"]
     assert isinstance(r.services["nursery"].facilities, gpd.GeoDataFrame)
+
+
+def test_a_register_for_a_new_layer_imports(tmp_path):
+    from qyx_geo import units as qunits
+    from qyx_geo.intake import import_register
+
+    path = tmp_path / "老年学校台账.csv"
+    path.write_text("名称,经度,纬度\n周巷镇老年学校,121.1552,30.1830\n", encoding="utf-8")
+    result = import_register(path, layer="elder_school", units=qunits.load_units(),
+                             townships=qunits.load_townships(), outline=qunits.load_outline())
+    assert list(result.layer["layer"]) == ["elder_school"]  # a registry layer, not one of four
+    assert result.counts.get("accepted", 0) + result.counts.get("accepted-with-changes", 0) == 1
+    assert result.layer["township_code"].iloc[0] in set(qunits.load_townships().index)

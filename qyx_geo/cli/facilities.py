@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from qyx_geo._errors import SettingsError
-from qyx_geo.schema import FACILITY_LAYERS
+from qyx_geo.services import service_ids
 
 __all__ = ["parse_columns", "parse_sheet", "register"]
 
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     imp.add_argument("file", type=Path, metavar="FILE",
                      help="台账文件 / register (.xlsx, .csv, .geojson, .gpkg)")
-    imp.add_argument("--layer", required=True, choices=FACILITY_LAYERS,
+    imp.add_argument("--layer", required=True, choices=service_ids(),
                      help="设施图层 / facility layer")
     imp.add_argument("--crs", default="wgs84", type=_crs_name, metavar="CRS",
                      help="坐标系 / coordinate system: wgs84 (GPS), gcj02 (高德/腾讯), "

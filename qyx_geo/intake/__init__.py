@@ -56,7 +56,8 @@ from qyx_geo.intake._readers import (
     parse_number,
     read_table,
 )
-from qyx_geo.schema import FACILITY_COLUMNS, FACILITY_LAYERS, WGS84
+from qyx_geo.schema import FACILITY_COLUMNS, WGS84
+from qyx_geo.services import service_ids
 
 __all__ = [
     "FALLBACKS",
@@ -147,8 +148,8 @@ class IntakeResult:
 def _check_options(layer: object, crs: object, fallback: object, shift_check: object,
                    duplicates: object, duplicate_dist_m: object,
                    outside_tolerance_m: object) -> None:
-    if layer not in FACILITY_LAYERS:
-        msg = f"layer={layer!r} is not a facility layer; use one of {FACILITY_LAYERS!r}."
+    if layer not in service_ids():  # any layer of the service registry
+        msg = f"layer={layer!r} is not a facility layer; use one of {service_ids()!r}."
         raise SettingsError(msg)
     if crs not in _crs.CRS_NAMES:
         msg = (f"crs={crs!r} is not supported; use one of {_crs.CRS_NAMES!r} (gcj02 for Gaode/"
