@@ -67,6 +67,8 @@ class Service:
         Audited by ``qyx audit`` when ``--services`` is not given.
     clauses
         The plan/standard clauses that apply, for reports (e.g. ``七优享 二、(五)3``).
+    colour
+        Map colour of the layer's facilities and legend dots.
     """
 
     id: str
@@ -86,6 +88,7 @@ class Service:
     required: bool = False
     default: bool = True
     clauses: tuple[str, ...] = ()
+    colour: str = "#333333"
 
     @property
     def target_keys(self) -> dict[str, str]:

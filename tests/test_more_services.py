@@ -37,8 +37,8 @@ def test_registry_errors_name_the_entry(tmp_path):
     path = tmp_path / "services.json"
     path.write_text(json.dumps({"format": "qyx-services/1", "services": [
         {"id": "x", "label_zh": "某", "label_en": "X", "domain_zh": "d",
-         "demand_column": "pop", "colour": "red"}]}), encoding="utf-8")
-    with pytest.raises(DataFileError, match=r"unknown field\(s\) \['colour'\]"):
+         "demand_column": "pop", "color": "red"}]}), encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"unknown field\(s\) \['color'\]"):
         load_registry(path)
     path.write_text(json.dumps({"format": "qyx-services/1", "services": [{"id": "x"}]}),
                     encoding="utf-8")

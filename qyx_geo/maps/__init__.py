@@ -356,7 +356,7 @@ def _service_legend(service: Any, threshold: float, tiers: list[float], *,
         for i, minutes in enumerate(sorted(tiers)):
             rows.append(("fill", TIER_COLOURS[min(i, len(TIER_COLOURS) - 1)],
                          f"≤{minutes:g} 分钟 min"))
-    rows.append(("dot", SERVICE_COLOURS.get(service.id, "#333"),
+    rows.append(("dot", SERVICE_COLOURS.get(service.id, getattr(service, "colour", "#333")),
                  f"{service.label_zh}设施 facility"))
     if has_gaps:
         rows.append(("dot", GAP_COLOUR, "未覆盖居民点 uncovered residents"))
@@ -456,7 +456,7 @@ def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | Non
                                    "达标 (layer 标准层级达标数)"))
     for audit in audits:
         service = get_service(audit.service)
-        legend.append(("dot", SERVICE_COLOURS.get(service.id, "#333"),
+        legend.append(("dot", SERVICE_COLOURS.get(service.id, getattr(service, "colour", "#333")),
                        f"{service.label_zh}设施 {service.label_en}"))
     legend += _osm_credit(pd.concat(all_facilities) if all_facilities else None)
     place = dataset.townships.loc[code, "name"] if code else _county_name(dataset)

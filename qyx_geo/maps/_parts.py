@@ -451,7 +451,7 @@ def facility_layer(m: folium.Map, facilities: gpd.GeoDataFrame, service: Any, *,
         facilities.geom_type == "Point").all() else facilities.geometry
     frame = display_frame(gpd.GeoDataFrame(data, geometry=points, crs=facilities.crs),
                           tolerance_m=0.0)
-    colour = SERVICE_COLOURS.get(service.id, "#333333")
+    colour = SERVICE_COLOURS.get(service.id, getattr(service, "colour", "#333333"))
     name = f"{service.label_zh}设施 {service.label_en} facilities ({len(facilities)})"
     group = folium.FeatureGroup(name=escape_text(name), show=show)
     folium.GeoJson(

@@ -111,7 +111,8 @@ def standard_tier_map(result: Any, standard: str, tier: str, *, roads: Any = Non
         ("fill", PASS_COLOUR, "全部服务达标 every service reached"),
         ("fill", FAIL_COLOUR, "未全部达标 some service missing"),
         ("fill", NOT_JUDGED_COLOUR, "不考核 not judged (unit kind)")]
-    legend += [("dot", SERVICE_COLOURS.get(s, "#333"), escape_text(get_service(s).label_zh))
+    legend += [("dot", SERVICE_COLOURS.get(s, get_service(s).colour),
+                escape_text(get_service(s).label_zh))
                for s in services]
     add_page_furniture(
         m, title=f"{std.standard.code} · {spec.label_zh} · {result.year}年",
