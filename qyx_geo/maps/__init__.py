@@ -53,6 +53,7 @@ from qyx_geo.maps._parts import (
     dataset_extent,
     display_frame,
     facility_layer,
+    feature_collection,
     fmt_share,
     gap_layer,
     isochrone_layers,
@@ -127,6 +128,9 @@ def main_roads(network: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         msg = "The road edges have no CRS; set it (e.g. .set_crs('EPSG:4549')) first."
         raise SettingsError(msg)
     keep = tuple(highways)
+    if (set(edges.columns) == {"highway", edges.geometry.name} and edges.crs == WGS84
+            and edges["highway"].isin(keep).all()):
+        return edges  # already this function's output (e.g. the cached roads): nothing to do
     wanted = {*keep, *(f"{h}_link" for h in keep)}
 
     def first_main(value: object) -> str | None:
@@ -429,7 +433,7 @@ def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | Non
                           tolerance_m=15.0)
     fields = ["名称", "镇街", "达标数", *table.columns]
     group = folium.FeatureGroup(name="村社达标服务数 Services passed per unit", show=True)
-    folium.GeoJson(frame, style_function=lambda f: {
+    folium.GeoJson(feature_collection(frame), style_function=lambda f: {
         "fillColor": f["properties"]["_fill"], "fillOpacity": 0.65, "color": "#444",
         "weight": 0.6}, highlight_function=lambda f: {"weight": 3, "color": "#000"},
         tooltip=folium.GeoJsonTooltip(fields=fields, aliases=[

@@ -10,6 +10,7 @@ the layer control and the GCJ-02 shift, and the helpers that prepare frames for 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ __all__ = [
     "display_frame",
     "display_isochrone",
     "facility_layer",
+    "feature_collection",
     "fmt_minutes",
     "fmt_number",
     "fmt_share",
@@ -89,6 +91,20 @@ def fmt_minutes(value: object) -> str:
 def fmt_number(value: object) -> str:
     """Format a count with thousands separators (``"—"`` when missing)."""
     return "—" if value is None or pd.isna(value) else f"{float(value):,.0f}"  # type: ignore[arg-type]
+
+
+def feature_collection(frame: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Return ``frame`` (WGS84, e.g. from :func:`display_frame`) as a GeoJSON dict, quickly.
+
+    folium turns a GeoDataFrame into GeoJSON through ``__geo_interface__``, one Python object
+    per coordinate (~1.5 s per county map, most of the map's time); here the geometries are
+    written by GEOS all at once and parsed back by the C JSON parser. No per-feature ``bbox``.
+    """
+    geoms = shapely.to_geojson(frame.geometry.to_numpy())
+    props = frame.drop(columns=frame.geometry.name).to_dict(orient="records")
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": p, "geometry": json.loads(g)}
+        for p, g in zip(props, geoms, strict=True)]}
 
 
 def display_frame(frame: gpd.GeoDataFrame, *, tolerance_m: float) -> gpd.GeoDataFrame:
@@ -169,7 +185,8 @@ def add_basemap(m: folium.Map, dataset: Any, *, roads: gpd.GeoDataFrame | None,
 
     base = folium.FeatureGroup(name="离线矢量底图 Vector basemap (offline)", overlay=False,
                                show=tiles == "none")
-    folium.GeoJson(display_frame(_outline(dataset)[["geometry"]], tolerance_m=20.0),
+    folium.GeoJson(feature_collection(display_frame(_outline(dataset)[["geometry"]],
+                                                    tolerance_m=20.0)),
                    style_function=lambda f: {"fillColor": "#f6f3ec", "fillOpacity": 1.0,
                                              "color": "#8c8c8c", "weight": 1.5},
                    interactive=False).add_to(base)
@@ -182,7 +199,7 @@ def add_basemap(m: folium.Map, dataset: Any, *, roads: gpd.GeoDataFrame | None,
             geometry=[shapely.MultiLineString(list(g.geometry))
                       for _, g in lines.groupby("highway", sort=False)], crs=lines.crs)
         frame = display_frame(merged, tolerance_m=0.0)
-        folium.GeoJson(frame, style_function=lambda f: {
+        folium.GeoJson(feature_collection(frame), style_function=lambda f: {
             "color": _ROAD_STYLE.get(f["properties"]["highway"], ("#cccccc", 1.0))[0],
             "weight": _ROAD_STYLE.get(f["properties"]["highway"], ("#cccccc", 1.0))[1],
             "opacity": 0.9}, interactive=False).add_to(base)
@@ -205,7 +222,7 @@ def _township_layer(m: folium.Map, townships: gpd.GeoDataFrame, township: str | 
     chosen = townships.index.astype(str) == (township or "")
     frame = display_frame(gpd.GeoDataFrame({"_sel": chosen}, geometry=townships.geometry,
                                            crs=townships.crs), tolerance_m=20.0)
-    folium.GeoJson(frame, style_function=lambda f: {
+    folium.GeoJson(feature_collection(frame), style_function=lambda f: {
         "fill": False, "color": "#222222" if f["properties"]["_sel"] else "#555555",
         "weight": 3.0 if f["properties"]["_sel"] else 1.4, "dashArray": "6 4"},
         interactive=False).add_to(group)
@@ -373,7 +390,7 @@ def unit_layer(m: folium.Map, units: gpd.GeoDataFrame, service: Any,
                DEMAND_LABELS.get(service.demand_column, escape_text(service.demand_column)),
                "阈值内比例 Share within", "中位时间 Median", "最近设施 Nearest", "结论 Result"]
     folium.GeoJson(
-        frame,
+        feature_collection(frame),
         style_function=lambda f: {"fillColor": f["properties"]["_fill"], "fillOpacity": 0.5,
                                   "color": "#444" if f["properties"]["_pass"] else "#b2182b",
                                   "weight": 0.6 if f["properties"]["_pass"] else 1.2},
@@ -424,7 +441,7 @@ def isochrone_layers(m: folium.Map, isochrones: gpd.GeoDataFrame, service: Any, 
         frame = display_frame(gpd.GeoDataFrame(geometry=[geom], crs=METRIC_CRS), tolerance_m=0.0)
         name = f"{minutes:g}分钟可达范围 {service.label_en} within {minutes:g} min"
         group = folium.FeatureGroup(name=escape_text(name), show=True)
-        folium.GeoJson(frame, style_function=lambda f, c=colour: {
+        folium.GeoJson(feature_collection(frame), style_function=lambda f, c=colour: {
             "fillColor": c, "color": c, "weight": 0.5, "fillOpacity": 0.35}).add_to(group)
         group.add_to(m)
         drawn.append(minutes)
@@ -455,7 +472,7 @@ def facility_layer(m: folium.Map, facilities: gpd.GeoDataFrame, service: Any, *,
     name = f"{service.label_zh}设施 {service.label_en} facilities ({len(facilities)})"
     group = folium.FeatureGroup(name=escape_text(name), show=show)
     folium.GeoJson(
-        frame,
+        feature_collection(frame),
         marker=folium.CircleMarker(radius=6, fill=True, fill_opacity=0.95, weight=1.5,
                                    color="#ffffff", fill_color=colour),
         tooltip=folium.GeoJsonTooltip(fields=["名称"], labels=False),
@@ -491,7 +508,7 @@ def gap_layer(m: folium.Map, gaps: gpd.GeoDataFrame, service: Any, threshold: fl
             f"({fmt_number(residents.sum())}人)")
     group = folium.FeatureGroup(name=escape_text(name), show=True)
     folium.GeoJson(
-        frame,
+        feature_collection(frame),
         marker=folium.CircleMarker(radius=5, fill=True, fill_opacity=0.75, weight=1,
                                    color="#7f0000", fill_color=GAP_COLOUR),
         style_function=lambda f: {"radius": f["properties"]["_r"]},

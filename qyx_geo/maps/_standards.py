@@ -22,6 +22,7 @@ from qyx_geo.maps._parts import (
     dataset_extent,
     display_frame,
     facility_layer,
+    feature_collection,
     synthetic_layers,
 )
 from qyx_geo.services import get_service
@@ -91,7 +92,7 @@ def standard_tier_map(result: Any, standard: str, tier: str, *, roads: Any = Non
                           tolerance_m=15.0)
     fields = [c for c in data.columns if c != "_fill"]
     group = folium.FeatureGroup(name=escape_text(f"{spec.label_zh} {spec.label_en}"), show=True)
-    folium.GeoJson(frame, style_function=lambda f: {
+    folium.GeoJson(feature_collection(frame), style_function=lambda f: {
         "fillColor": f["properties"]["_fill"], "fillOpacity": 0.65, "color": "#444",
         "weight": 0.6}, highlight_function=lambda f: {"weight": 3, "color": "#000"},
         tooltip=folium.GeoJsonTooltip(fields=fields, sticky=True)).add_to(group)
@@ -157,7 +158,7 @@ def tiers_layer(m: folium.Map, result: Any, units: gpd.GeoDataFrame) -> tuple[in
     frame = display_frame(gpd.GeoDataFrame(data, geometry=units.geometry, crs=units.crs),
                           tolerance_m=15.0)
     group = folium.FeatureGroup(name="标准层级达标数 Standard tiers passed per unit", show=False)
-    folium.GeoJson(frame, style_function=lambda f: {
+    folium.GeoJson(feature_collection(frame), style_function=lambda f: {
         "fillColor": f["properties"]["_fill"], "fillOpacity": 0.65, "color": "#444",
         "weight": 0.6}, tooltip=folium.GeoJsonTooltip(
             fields=[c for c in data.columns if c != "_fill"], sticky=True)).add_to(group)

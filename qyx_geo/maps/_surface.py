@@ -82,7 +82,7 @@ def band_image(surface: Surface, tiers: Sequence[float], *, alpha: float = 0.55,
         opacity[i] = round(255 * alpha)
     image.putpalette(bytes(palette))
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True, transparency=bytes(opacity))
+    image.save(buf, format="PNG", transparency=bytes(opacity))
     left, top = left + c0 * res, top - r0 * res
     right, bottom = left + merc.shape[1] * res, top - merc.shape[0] * res
     to_wgs = pyproj.Transformer.from_crs(_WEB_MERCATOR, "EPSG:4326", always_xy=True)
