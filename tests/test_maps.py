@@ -192,6 +192,10 @@ def test_vendored_assets_have_licences_and_match_the_readme():
     (0.5, ["40%–60% (≥50% ✓)", "60%–80% ✓"], ["20%–40% ✓"]),
 ])
 def test_legend_pass_mark_follows_min_share(ds, audit, min_share, marked, unmarked):
+    from qyx_geo.maps._parts import share_classes
+
+    labels = " ".join(label for _, label in share_classes(min_share))  # printed maps' legend too
+    assert all(t in labels for t in marked if "达标" not in t)
     # before: the legend marked 80 %-100 % whatever --min-share was
     page = maps.service_map(dataclasses.replace(audit, min_share=min_share), ds) \
         .get_root().render()

@@ -44,7 +44,6 @@ from qyx_geo.maps._parts import (
     NOT_JUDGED_COLOUR,
     OSM_URL,
     SERVICE_COLOURS,
-    SHARE_CLASSES,
     TIER_COLOURS,
     TILE_CHOICES,
     TileChoice,
@@ -57,6 +56,7 @@ from qyx_geo.maps._parts import (
     fmt_share,
     gap_layer,
     isochrone_layers,
+    share_classes,
     synthetic_layers,
     unit_layer,
 )
@@ -343,16 +343,7 @@ def _service_legend(service: Any, threshold: float, tiers: list[float], *,
     """
     rows: list[tuple[str, str, str]] = [
         ("head", "", f"{threshold:g}分钟内居民比例 Share within (≥{min_share:.0%} 达标 passes ✓)")]
-    lower = 0.0
-    for upper, colour in SHARE_CLASSES:
-        if lower >= min_share - 1e-9:
-            mark = " ✓"
-        elif min_share < upper - 1e-9:
-            mark = f" (≥{min_share:.0%} ✓)"
-        else:
-            mark = ""
-        rows.append(("fill", colour, f"{lower:.0%}–{upper:.0%}{mark}"))
-        lower = upper
+    rows += [("fill", colour, label) for colour, label in share_classes(min_share)]
     rows.append(("fill", NOT_JUDGED_COLOUR, "不考核 not judged"))
     rows.append(("line", "#b2182b", "未达标村社边框 failing unit"))
     if tiers:

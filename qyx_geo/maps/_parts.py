@@ -59,6 +59,7 @@ __all__ = [
     "gap_layer",
     "isochrone_layers",
     "required_columns",
+    "share_classes",
     "share_colour",
     "synthetic_layers",
     "unit_layer",
@@ -343,6 +344,30 @@ ISOCHRONE_TOLERANCE_M = 10.0
 DEMAND_LABELS = {"pop": "人口 Residents", "pop_0_3": "0–3岁人口 Age 0–3",
                  "pop_60p": "60岁以上人口 Age 60+"}
 
+
+
+def share_classes(min_share: float = 0.8) -> list[tuple[str, str]]:
+    """Return (colour, label) of each share class, the pass mark ✓ following ``min_share``.
+
+    Classes wholly at or above ``min_share`` end in ✓; the class it falls inside says where
+    passing starts. One rule for the HTML legend and the printed maps.
+
+    Examples
+    --------
+    >>> [label for _, label in share_classes(0.9)][-2:]
+    ['60%–80%', '80%–100% (≥90% ✓)']
+    """
+    out, lower = [], 0.0
+    for upper, colour in SHARE_CLASSES:
+        if lower >= min_share - 1e-9:
+            mark = " ✓"
+        elif min_share < upper - 1e-9:
+            mark = f" (≥{min_share:.0%} ✓)"
+        else:
+            mark = ""
+        out.append((colour, f"{lower:.0%}–{upper:.0%}{mark}"))
+        lower = upper
+    return out
 
 
 def share_colour(share: float, judged: bool) -> str:

@@ -30,7 +30,7 @@ from qyx_geo._io import atomic_path
 from qyx_geo.maps._parts import (
     NOT_JUDGED_COLOUR,
     SERVICE_COLOURS,
-    SHARE_CLASSES,
+    share_classes,
     share_colour,
     synthetic_layers,
 )
@@ -298,10 +298,11 @@ def print_service_map(service_audit: Any, dataset: Any, stem: str | os.PathLike[
                 edgecolors="white", linewidths=0.6, zorder=8)
         _frame(ax, units.geometry if not units.empty else dataset.townships.geometry, crs,
                aspect)
+        # the pass mark follows the audit's min_share, as on the HTML maps
+        min_share = float(getattr(service_audit, "min_share", 0.8))
         legend: list[Any] = [Patch(facecolor=c, alpha=0.3, edgecolor="#777",
-                                   label=f"{lo:.0%}–{hi:.0%} 居民{threshold:g}分钟内")
-                             for (lo, (hi, c)) in zip([0.0, *[u for u, _ in SHARE_CLASSES[:-1]]],
-                                                      SHARE_CLASSES, strict=True)]
+                                   label=f"{label} 居民{threshold:g}分钟内")
+                             for c, label in share_classes(min_share)]
         legend.append(Line2D([], [], color="#b2182b", lw=1.2, label="未达标村社 failing unit"))
         legend += [Patch(facecolor=c, alpha=0.7, label=f"步行≤{t:g}分钟 walk ≤{t:g} min")
                    for t, c in zip(tiers, tier_colours(len(tiers)), strict=True)]
