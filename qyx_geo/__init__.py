@@ -46,6 +46,8 @@ _EXPORTS: dict[str, str] = {
     "two_step_fca": "engine",
     "isochrones": "isochrones",
     "load_plan": "plan",
+    "load_standard": "standards",
+    "score_standard": "standards",
     "Plan": "plan",
     "target_for": "targets",
     "targets_for_year": "targets",
