@@ -212,6 +212,9 @@ def write_pack(out: str | os.PathLike[str], meta: PackMeta, *, outline: gpd.GeoD
             (stage / rel).write_bytes(data)
         _write(stage / MANIFEST_NAME, manifest_text(meta, files))
         read_region(stage)  # the manifest we wrote must read back
+        umask = os.umask(0)
+        os.umask(umask)
+        stage.chmod(0o777 & ~umask)  # mkdtemp made it private
         _swap_in(stage, target)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

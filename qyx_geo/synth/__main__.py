@@ -53,8 +53,12 @@ def generate(out_dir: str | os.PathLike[str] | None = None, *, seed: int = DEFAU
     src = Path(source_dir) if source_dir is not None else _paths.data_dir()
     written: dict[str, Path] = {}
     t0 = time.perf_counter()
+    from qyx_geo.region import read_region
+
+    region = read_region(src)  # the county's code and name come from its pack's manifest
     bounds = su.build_boundaries(su.read_sources(src / "boundaries" / "sources"), seed=seed)
-    for path in su.write_boundaries(bounds, out / "boundaries", seed=seed):
+    for path in su.write_boundaries(bounds, out / "boundaries", seed=seed, adcode=region.code,
+                                    name=region.name_zh):
         written[path.stem] = path
     units = u.load_units(data_dir=out)
     towns = u.load_townships(data_dir=out)

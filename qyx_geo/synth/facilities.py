@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -113,7 +114,9 @@ def _osm_rows(osm_path: Path) -> list[_Row]:
 
 
 def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, demand: pd.DataFrame,
-                     *, osm_hospitals: Path, seed: int) -> dict[str, gpd.GeoDataFrame]:
+                     *, osm_hospitals: Path | None, seed: int,
+                     lagging: Mapping[str, tuple[str, ...]] = LAGGING
+                     ) -> dict[str, gpd.GeoDataFrame]:
     """Return the four facility layers (index ``id``, columns ``FACILITY_COLUMNS`` + attribution).
 
     Parameters
@@ -123,9 +126,12 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
     demand
         The demand table (columns :data:`qyx_geo.units.DEMAND_CSV_COLUMNS`).
     osm_hospitals
-        GeoJSON of the OSM hospital polygons with a ``centroid`` property.
+        GeoJSON of the OSM hospital polygons with a ``centroid`` property (``None``: no real
+        rows).
     seed
         Seed of the run.
+    lagging
+        Township code → layers it lags in (default: the embedded county's :data:`LAGGING`).
     """
     units = units.sort_index()
     umetric = units.to_crs(METRIC_CRS)
@@ -142,7 +148,7 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
                                              townships.sort_index()["seat_lat"]), crs=WGS84)
     seat_xy = shapely.get_coordinates(seats.to_crs(METRIC_CRS).to_numpy())
 
-    rows: list[_Row] = _osm_rows(osm_hospitals)
+    rows: list[_Row] = _osm_rows(osm_hospitals) if osm_hospitals is not None else []
     osm_health_centres = [r.name for r in rows if r.level == "卫生院"]
     for t, (tcode, town) in enumerate(tmetric.iterrows()):
         if town["kind"] == "开发区":
@@ -153,7 +159,7 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
         residents = float(town_pop.get(tcode, 0))
         # Township nurseries scale with population (≈1–2 places per 1,000), halved where lagging.
         places = residents / 1000 * rng.uniform(1.0, 2.0)
-        places *= 0.5 if "nursery" in LAGGING.get(tcode, ()) else 1.0
+        places *= 0.5 if "nursery" in lagging.get(tcode, ()) else 1.0
         first_share = 0.6 if residents > 150_000 else 1.0
         rows.append(_Row("nursery", f"{tname}托育服务中心", "托育机构",
                          max(30.0, _round_to(places * first_share, 5)),
@@ -185,7 +191,7 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
         label = f"{unit['township_name']}{short_unit_name(str(unit['name']))}"
         for layer in FACILITY_LAYERS:
             normal, behind = _P_UNIT[layer][kind]
-            p = behind if layer in LAGGING.get(tcode, ()) else normal
+            p = behind if layer in lagging.get(tcode, ()) else normal
             draw = rng.random()  # always drawn, so one layer's odds never shift another's
             if draw >= p:
                 continue

