@@ -4,9 +4,9 @@ A plan file is UTF-8 JSON (docs/targets.md describes every field)::
 
     {
       "format": "qyx-plan/1",
-      "title": "慈溪市公共服务“七优享”工程实施方案(2023—2027年)",
-      "publisher": "慈溪市人民政府办公室", "published": "2023-07-25",
-      "region": {"code": "330282", "name_zh": "慈溪市"},
+      "title": "XX市公共服务“七优享”工程实施方案(2023—2027年)",
+      "publisher": "XX市人民政府办公室", "published": "2023-07-25",
+      "region": {"code": "330282", "name_zh": "XX市"},
       "period": [2023, 2027], "baseline_year": 2022,
       "text_file": "plan_2023-2027.txt",          # optional: clauses are checked against it
       "indicators": "indicators.csv",             # or a list of objects, or omitted

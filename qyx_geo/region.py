@@ -133,7 +133,7 @@ class Region:
     code
         Official 6-digit county-level code (e.g. ``"330282"``).
     name_zh, name_en
-        Names for titles and notices (``"慈溪市"``, ``"Cixi"``).
+        Names for titles and notices (Chinese, English).
     crs
         Metric CRS of the pack's distances (``"EPSG:4549"``).
     levels
@@ -169,7 +169,7 @@ class Region:
 
     @property
     def title(self) -> str:
-        """``慈溪市 Cixi``: the names for titles."""
+        """The Chinese and English names, for titles."""
         return f"{self.name_zh} {self.name_en}".strip()
 
     def path(self, key: str) -> Path | None:

@@ -1,6 +1,6 @@
 """The plan's targets: the embedded Cixi plan, or any plan file, asked by service and year.
 
-Source: 慈溪市公共服务“七优享”工程实施方案(2023—2027年), kept verbatim in
+Source: the embedded pack's 七优享 implementation plan (2023—2027), kept verbatim in
 ``data/targets/plan_2023-2027.txt`` and expressed as the plan file ``data/targets/plan.json``
 (format ``qyx-plan/1``, read by :func:`qyx_geo.plan.load_plan`; docs/targets.md describes it).
 The plan file names the indicator table ``indicators.csv``: number, domain (七优享 area), name,
@@ -54,9 +54,18 @@ __all__ = [
 #: Years of the embedded plan's period and the baseline year of its table.
 PLAN_YEARS: tuple[int, ...] = (2023, 2024, 2025, 2026, 2027)
 BASELINE_YEAR = 2022
-#: The embedded plan's title and publication date (慈溪市人民政府办公室).
-PLAN_TITLE = "慈溪市公共服务“七优享”工程实施方案(2023—2027年)"
-PLAN_PUBLISHED = "2023-07-25"
+
+
+def __getattr__(name: str) -> str:
+    # PLAN_TITLE / PLAN_PUBLISHED: the embedded plan's title and date, read from its plan file
+    # (no county is named in the code)
+    if name in ("PLAN_TITLE", "PLAN_PUBLISHED"):
+        from qyx_geo.plan import load_plan
+
+        plan = load_plan()
+        return str(plan.title if name == "PLAN_TITLE" else plan.published)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def _plan(plan: Plan | str | Path | None) -> Plan:

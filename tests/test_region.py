@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tomllib
+from pathlib import Path
 
 import geopandas as gpd
 import pytest
@@ -190,3 +191,26 @@ def test_folder_in_default_layout_without_manifest_still_loads(tmp_path):
         shutil.copytree(data_dir() / part, tmp_path / part)
     ds = load_dataset(data_dir=tmp_path)
     assert ds.region is not None and ds.region.code == "330282" and len(ds.units) == 406
+
+
+def test_no_county_name_in_the_package():
+    """The county is data (its pack), not code: no 慈溪 literal anywhere in qyx_geo/."""
+    import qyx_geo
+
+    root = Path(qyx_geo.__file__).parent
+    hits = [f"{p.relative_to(root)}:{n}"
+            for p in sorted(root.rglob("*")) if p.is_file() and p.suffix in {".py", ".toml",
+                                                                             ".json", ".txt",
+                                                                             ".md", ".csv"}
+            for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace")
+                                     .splitlines(), 1) if "慈溪" in line]
+    assert hits == []
+
+
+def test_targets_for_a_pack_without_a_plan(tmp_path, capsys):
+    _tiny_pack(tmp_path / "tiny")
+    assert main(["targets", "--region", str(tmp_path / "tiny")]) == 0
+    assert "无规划文件" in capsys.readouterr().out
+    with_plan = _tiny_pack(tmp_path / "p", plan=data_dir() / "targets" / "plan.json")
+    assert main(["targets", "--region", str(with_plan.root), "--year", "2027"]) == 0
+    assert "95%以上" in capsys.readouterr().out

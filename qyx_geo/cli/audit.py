@@ -82,8 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                         " street bands (tens of seconds per service county-wide)")
     plan = p.add_mutually_exclusive_group()
     plan.add_argument("--plan", type=Path, default=None, metavar="FILE",
-                      help="规划目标文件(qyx-plan/1 JSON,默认内置慈溪规划)/ plan file to judge "
-                           "against (default: the embedded Cixi plan; docs/targets.md)")
+                      help="规划目标文件(qyx-plan/1 JSON,默认数据包的规划)/ plan file to judge "
+                           "against (default: the region pack's plan; docs/targets.md)")
     plan.add_argument("--no-plan", action="store_true",
                       help="不对照规划:只评分与排名,不判定达标 / no plan: score and rank every "
                            "unit, no target verdicts")

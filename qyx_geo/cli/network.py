@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "within seconds when offline.")
     where = fetch.add_mutually_exclusive_group(required=True)
     where.add_argument("place", nargs="?", metavar="PLACE",
-                       help="地名，如 “慈溪市, 浙江省, 中国” / place name")
+                       help="地名，如 “宁波市, 浙江省, 中国” / place name")
     where.add_argument("--bbox", nargs=4, type=float, metavar=("W", "S", "E", "N"),
                        help="经纬度范围 西 南 东 北 / bounding box west south east north (WGS84)")
     fetch.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from qyx_geo.cli.region import add_region_option
 from qyx_geo.plan import YearTargets, load_plan
 from qyx_geo.targets import BASELINE_YEAR, PLAN_YEARS
 
@@ -20,22 +21,40 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p = sub.add_parser(
         "targets",
         help="规划目标(21项指标与空间目标)/ the plan's targets for a year",
-        description="列出《慈溪市公共服务“七优享”工程实施方案(2023—2027年)》某一年的21项指标目标"
-                    "与空间目标(附条款原文)。 Lists the plan's 21 indicators and its spatial "
-                    "targets (with the clauses that set them) for one year.",
+        description="列出区域数据包规划文件(默认内置数据包的《七优享》实施方案)某一年的指标目标"
+                    "与空间目标(附条款原文)。 Lists a plan's indicators and its spatial targets "
+                    "(with the clauses that set them) for one year: the region pack's plan, or "
+                    "a plan file.",
     )
     p.add_argument("--year", type=int, default=None,
                    help=f"年份 / year, {BASELINE_YEAR} (基期 baseline) 或 {PLAN_YEARS[0]}–"
                         f"{PLAN_YEARS[-1]} (default: the plan's last year, {PLAN_YEARS[-1]})")
     p.add_argument("--plan", type=Path, default=None, metavar="FILE",
-                   help="规划目标文件(qyx-plan/1 JSON)/ a plan file (default: the embedded Cixi "
-                        "plan; docs/targets.md)")
+                   help="规划目标文件(qyx-plan/1 JSON)/ a plan file (default: the region "
+                        "pack's plan; docs/targets.md)")
+    add_region_option(p)
     p.add_argument("--json", action="store_true", help="以 JSON 输出 / print JSON")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    plan = load_plan(args.plan)
+    source = args.plan
+    if source is None:
+        from qyx_geo.region import plan_source, resolve_region
+
+        region = resolve_region(args.region)
+        found = plan_source(region)
+        if found is None:
+            if args.json:
+                print(json.dumps({"plan": None, "region": region.code}, ensure_ascii=False))
+            else:
+                print(f"{region.name_zh} {region.name_en} ({region.code}): 数据包无规划文件,"
+                      "体检只评分排名不判定达标 / the pack has no plan file: audits score and "
+                      "rank without target verdicts. Add one under [files.plan] "
+                      "(docs/regions.md).")
+            return 0
+        source = None if found == "default" else found
+    plan = load_plan(source)
     yt = plan.for_year(plan.period[-1] if args.year is None else args.year)
     if args.json:
         print(json.dumps({"plan": plan.summary(), **_as_json(yt)}, ensure_ascii=False, indent=2))

@@ -155,7 +155,7 @@ def check_outside(states: list[RowState], outline: shapely.Geometry, *,
     for s, d in zip(live, dist, strict=True):
         if d > tolerance_m:
             rejected += 1
-            s.reject(f"位于慈溪市界外约 {d:,.0f} m / {d:,.0f} m outside the county outline; check "
+            s.reject(f"位于县界外约 {d:,.0f} m / {d:,.0f} m outside the county outline; check "
                      f"the coordinates and the crs option")
         elif d > 0:
             noted += 1

@@ -2,7 +2,8 @@
 
 Private helpers of :mod:`qyx_geo.intake`. Headers and place names arrive in every variant a
 spreadsheet allows (full-width characters, stray spaces, units in brackets, 村 / 村委会 /
-村民委员会, 社区 / 居委会, a leading 慈溪市). Both are reduced to comparable keys here;
+村民委员会, 社区 / 居委会, a leading province/city/county name). Both are reduced to comparable
+keys here;
 nothing is guessed silently: a place name that matches no official unit, or several, comes
 back with the closest candidates for the intake report.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -51,7 +53,6 @@ FIELDS: tuple[str, ...] = tuple(FIELD_ALIASES)
 _ALIAS_TO_FIELD: dict[str, str] = {a: f for f, aliases in FIELD_ALIASES.items() for a in aliases}
 _BRACKETS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】|<[^<>]*>")
 _SPACE = re.compile(r"\s+")
-_PREFIXES = ("浙江省", "宁波市", "慈溪市")
 _VILLAGE_SUFFIXES = ("社区居民委员会", "村民委员会", "社区居委会", "居民委员会", "村委会", "居委会",
                      "社区", "村")
 _TOWNSHIP_SUFFIXES = ("街道办事处", "人民政府", "办事处", "街道", "镇", "乡")
@@ -118,14 +119,29 @@ def _strip_suffix(text: str, suffixes: tuple[str, ...]) -> str:
     return text
 
 
-def place_keys(value: object, *, kind: Literal["village", "township"]) -> list[str]:
+@functools.cache
+def default_prefixes() -> tuple[str, ...]:
+    """Return the embedded region pack's province, prefecture and county names.
+
+    Registers often start a place name with them (``浙江省宁波市…``); they are read from the
+    pack's manifest, not written here, so that no county is named in the code.
+    """
+    from qyx_geo.region import read_region
+
+    reg = read_region()
+    return tuple(n for n in (reg.province_zh, reg.prefecture_zh, reg.name_zh) if n)
+
+
+def place_keys(value: object, *, kind: Literal["village", "township"],
+               prefixes: Iterable[str] | None = None) -> list[str]:
     """Return the comparison keys of a place name, most specific first.
 
-    ``"慈溪市 浒山街道（办事处）"`` gives ``["浒山街道", "浒山"]``; ``"新浦村村委会"`` gives
-    ``["新浦村村委会", "新浦村", "新浦"]``.
+    A leading name from ``prefixes`` (default: :func:`default_prefixes`) is dropped first, so
+    with the embedded pack ``"浙江省 XX街道（办事处）"`` gives ``["XX街道", "XX"]``;
+    ``"新浦村村委会"`` gives ``["新浦村村委会", "新浦村", "新浦"]``.
     """
     text = _BRACKETS.sub("", normalise_text(value))
-    for prefix in _PREFIXES:
+    for prefix in default_prefixes() if prefixes is None else prefixes:
         if text.startswith(prefix) and len(text) > len(prefix):
             text = text[len(prefix):]
     suffixes = _VILLAGE_SUFFIXES if kind == "village" else _TOWNSHIP_SUFFIXES
@@ -176,18 +192,23 @@ class PlaceMatcher:
         ``"village"`` (村/社区 suffix rules) or ``"township"`` (镇/街道 suffix rules).
     parents
         For villages, code -> township code, used to break ties when a township is known.
+    prefixes
+        Province/prefecture/county names dropped from the start of a name (default: the
+        embedded pack's, :func:`default_prefixes`); give the region's own for another county.
     """
 
     def __init__(self, names: Mapping[str, str], *, kind: Literal["village", "township"],
-                 parents: Mapping[str, str] | None = None) -> None:
+                 parents: Mapping[str, str] | None = None,
+                 prefixes: Iterable[str] | None = None) -> None:
         self.kind = kind
+        self.prefixes = tuple(default_prefixes() if prefixes is None else prefixes)
         self.names = {str(c): str(n) for c, n in names.items()}
         self.parents = {str(c): str(p) for c, p in (parents or {}).items()}
         self._index: dict[str, list[tuple[int, str]]] = {}
         self._by_core: dict[str, list[str]] = {}
         self._core: dict[str, str] = {}
         for code, name in self.names.items():
-            keys = place_keys(name, kind=kind)
+            keys = place_keys(name, kind=kind, prefixes=self.prefixes)
             self._core[code] = keys[-1] if keys else ""
             for rank, key in enumerate(keys):
                 self._index.setdefault(key, []).append((rank, code))
@@ -204,7 +225,7 @@ class PlaceMatcher:
         if text in self.names:
             return PlaceMatch("exact", text, self.names[text])
         scores: dict[str, int] = {}
-        for q_rank, key in enumerate(place_keys(text, kind=self.kind)):
+        for q_rank, key in enumerate(place_keys(text, kind=self.kind, prefixes=self.prefixes)):
             for o_rank, code in self._index.get(key, ()):
                 score = q_rank + o_rank
                 scores[code] = min(score, scores.get(code, score))
@@ -261,7 +282,7 @@ class PlaceMatcher:
 
     def closest(self, value: object, *, n: int = 3) -> tuple[str, ...]:
         """Return up to ``n`` official units whose names are closest to ``value`` (difflib)."""
-        keys = place_keys(value, kind=self.kind)
+        keys = place_keys(value, kind=self.kind, prefixes=self.prefixes)
         core = keys[-1] if keys else ""
         close = difflib.get_close_matches(core, list(self._by_core), n=n, cutoff=0.4)
         return tuple(self._label(c) for key in close for c in sorted(self._by_core[key]))[:n]

@@ -445,7 +445,7 @@ def fetch_network(
     Parameters
     ----------
     query
-        A place name (geocoded by Nominatim, e.g. ``"慈溪市, 浙江省, 中国"``), a WGS84 polygon,
+        A place name (geocoded by Nominatim, e.g. ``"宁波市, 浙江省, 中国"``), a WGS84 polygon,
         or a bounding box ``(west, south, east, north)`` in degrees.
     network_type, simplify, retain_all
         Passed to osmnx (``graph_from_place`` / ``graph_from_polygon``).
