@@ -33,8 +33,6 @@ from qyx_geo.services import Service
 
 __all__ = [
     "BASELINE_YEAR",
-    "PLAN_PUBLISHED",
-    "PLAN_TITLE",
     "PLAN_YEARS",
     "TARGET_KINDS",
     "Clause",
