@@ -14,7 +14,9 @@ manifest last, so a reader sees either the old pack or the new one.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -33,7 +35,8 @@ from qyx_geo.schema import FACILITY_COLUMNS, FACILITY_LAYERS
 from qyx_geo.synth import geojson_text, write_csv
 from qyx_geo.units import DEMAND_CSV_COLUMNS
 
-__all__ = ["FileInfo", "PackMeta", "manifest_text", "update_pack", "write_pack"]
+__all__ = ["FileInfo", "PackMeta", "demand_text", "manifest_text", "meta_of", "townships_text",
+           "units_text", "update_pack", "write_pack"]
 
 _TOWNSHIP_FIELDS = ("code", "name", "kind", "seat_lon", "seat_lat", "seat_source",
                     "seat_geonames_name", "seat_geonameid", "approximate", "source",
@@ -121,14 +124,8 @@ def _layer_texts(outline: gpd.GeoDataFrame, townships: gpd.GeoDataFrame,
         [{"adcode": meta.code, "name": meta.name_zh, "source": str(o.get("source", "unknown"))}],
         [o.geometry], name="county_outline",
         meta={"qyx_geo": {"crs": "EPSG:4326", "approximate_geometry": False}})
-    t = townships.reset_index()
-    texts[DEFAULT_LAYOUT["townships"]] = geojson_text(
-        [{f: _plain(r.get(f, "")) for f in _TOWNSHIP_FIELDS} for _, r in t.iterrows()],
-        list(t.geometry), name="townships", meta={"qyx_geo": {"crs": "EPSG:4326"}})
-    u = units.reset_index()
-    texts[DEFAULT_LAYOUT["units"]] = geojson_text(
-        [{f: _plain(r.get(f, "")) for f in _UNIT_FIELDS} for _, r in u.iterrows()],
-        list(u.geometry), name="villages", meta={"qyx_geo": {"crs": "EPSG:4326"}})
+    texts[DEFAULT_LAYOUT["townships"]] = townships_text(townships)
+    texts[DEFAULT_LAYOUT["units"]] = units_text(units)
     for layer in FACILITY_LAYERS:
         gdf = facilities[layer]
         cols = [c for c in (*FACILITY_COLUMNS[:-1], "attribution") if c in gdf.columns]
@@ -138,6 +135,32 @@ def _layer_texts(outline: gpd.GeoDataFrame, townships: gpd.GeoDataFrame,
             records, list(gdf.geometry), name=layer,
             meta={"qyx_geo": {"crs": "EPSG:4326", "layer": layer}})
     return texts
+
+
+def townships_text(townships: gpd.GeoDataFrame) -> str:
+    """Return the townships layer (index: 9-digit code, WGS84) as the pack's GeoJSON text."""
+    t = townships.reset_index()
+    return geojson_text(
+        [{f: _plain(r.get(f, "")) for f in _TOWNSHIP_FIELDS} for _, r in t.iterrows()],
+        list(t.geometry), name="townships", meta={"qyx_geo": {"crs": "EPSG:4326"}})
+
+
+def units_text(units: gpd.GeoDataFrame) -> str:
+    """Return the villages/communities layer (index: 12-digit code) as the pack's GeoJSON text."""
+    u = units.reset_index()
+    return geojson_text(
+        [{f: _plain(r.get(f, "")) for f in _UNIT_FIELDS} for _, r in u.iterrows()],
+        list(u.geometry), name="villages", meta={"qyx_geo": {"crs": "EPSG:4326"}})
+
+
+def demand_text(demand: pd.DataFrame) -> str:
+    """Return demand points (columns of ``demand.csv``, or indexed by ``id``) as CSV text."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(DEMAND_CSV_COLUMNS)
+    for row in _demand_rows(demand):
+        writer.writerow([round(v, 6) if isinstance(v, float) else v for v in row])
+    return buf.getvalue()
 
 
 def _plain(value: Any) -> Any:
