@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +32,30 @@ def register(rsub: Any) -> None:
     u.add_argument("--licence", default=None,
                    help="数据许可或使用条件 / licence or terms of the file (recorded)")
     u.set_defaults(func=_import_units)
-    if importlib.util.find_spec("qyx_geo.packs.population") is not None:
-        from qyx_geo.cli._population_cli import register_population
-
-        register_population(rsub)
+    p = rsub.add_parser(
+        "import-population", help="导入分村人口表 / import a per-unit population table",
+        description="导入分村(社区)人口表(XLSX/CSV,支持 GBK 与表头上方的标题行),含常住人口及"
+                    " 0-3 岁、60 岁以上人数或占比;按代码或名称匹配,逐行报告;居民点按住宅建筑"
+                    "(OSM)、人口栅格(GeoTIFF)或单元内均匀分布生成。 Imports a per-unit population table, reports "
+                    "every row, and places demand points over residential buildings, a population "
+                    "raster, or evenly within each unit (the method is recorded).")
+    p.add_argument("file", type=Path, help="XLSX / CSV")
+    p.add_argument("--region", type=Path, default=None, metavar="DIR", help=_PACK_HELP)
+    p.add_argument("--buildings", type=Path, default=None, metavar="OSM",
+                   help="按住宅建筑分布(OSM 文件)/ spread over residential buildings of an OSM "
+                        "extract (.osm, .osm.bz2, .osm.pbf)")
+    p.add_argument("--raster", type=Path, default=None, metavar="TIF",
+                   help="按人口栅格分布 / spread over a population raster (GeoTIFF, e.g. WorldPop)")
+    p.add_argument("--sheet", default=None, help="XLSX 工作表 / sheet name")
+    p.add_argument("--code-column", default=None, help="代码列 / code column")
+    p.add_argument("--name-column", default=None, help="名称列 / name column")
+    p.add_argument("--pop-column", default=None, help="常住人口列 / resident total column")
+    p.add_argument("--young-column", default=None, help="0-3岁列(人数或占比)/ 0–3 column")
+    p.add_argument("--old-column", default=None, help="60岁以上列(人数或占比)/ 60+ column")
+    p.add_argument("--source", default=None,
+                   help="数据来源 / where the table comes from (recorded in the manifest)")
+    p.add_argument("--licence", default=None, help="许可或使用条件 / licence or terms")
+    p.set_defaults(func=_import_population)
 
 
 def _import_units(args: argparse.Namespace) -> int:
@@ -59,5 +78,35 @@ def _import_units(args: argparse.Namespace) -> int:
     print(f"  报告 report: {report}")
     bad = result.report[result.report["status"].isin(["unmatched", "rejected"])]
     for _, row in bad.iterrows():
-        print(f"  ✗ #{int(row['feature'])} {row['input_code']} {row['input_name']}: {row['detail']}")
+        print(f"  ✗ #{int(row['feature'])} {row['input_code']} {row['input_name']}: "
+              f"{row['detail']}")
+    return 0
+
+
+def _import_population(args: argparse.Namespace) -> int:
+    from qyx_geo.packs.population import import_population_into_pack
+    from qyx_geo.region import region_dir
+
+    result, region, report = import_population_into_pack(
+        args.file, region_dir(args.region), osm=args.buildings, raster=args.raster,
+        sheet=args.sheet, source=args.source, licence=args.licence,
+        code_column=args.code_column, name_column=args.name_column,
+        pop_column=args.pop_column, young_column=args.young_column,
+        old_column=args.old_column)
+    c = result.counts
+    rows = int((result.report["kind"] == "row").sum())
+    print(f"{region.name_zh} {region.name_en}: 导入 imported {args.file.name} "
+          f"(编码 encoding {result.encoding or 'xlsx'}, 表头 header row {result.header_row})")
+    print(f"  行 rows {rows}: 匹配 matched {c.get('matched', 0)}, 改名匹配 renamed "
+          f"{c.get('renamed', 0)}, 重复 duplicate {c.get('duplicate', 0)}, 未匹配 unmatched "
+          f"{c.get('unmatched', 0)}, 拒绝 rejected {c.get('rejected', 0)}, 合计行 total rows "
+          f"{c.get('total-row', 0)}")
+    print(f"  无人口单元 units without a row {c.get('no-population', 0)} (保留原居民点 keep "
+          f"their previous points); 常住人口 residents {int(result.demand['pop'].sum()):,}; "
+          f"居民点方法 method {result.method}")
+    print(f"  报告 report: {report}")
+    bad = result.report[result.report["status"].isin(["unmatched", "rejected"])]
+    for _, row in bad.iterrows():
+        print(f"  ✗ 第 {int(row['row'])} 行 row: {row['input_code']} {row['input_name']}: "
+              f"{row['detail']}")
     return 0

@@ -20,6 +20,7 @@ import re
 import unicodedata
 import warnings
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from qyx_geo._errors import DataFileError
-from qyx_geo.intake._names import count_known_headers
+from qyx_geo.intake._names import count_known_headers, normalise_header
 
 __all__ = ["MAX_COLUMNS", "CellError", "RawTable", "cell_text", "decode_bytes", "parse_count",
            "parse_lonlat", "parse_number", "read_table", "unique_headers"]
@@ -78,12 +79,14 @@ class RawTable:
 
 
 def read_table(path: str | Path, *, sheet: str | int | None = None,
-               layer_name: str | None = None) -> RawTable:
+               layer_name: str | None = None, header_words: Iterable[str] = ()) -> RawTable:
     """Read a register file into a :class:`RawTable`, choosing the reader by suffix.
 
     ``sheet`` picks the worksheet of an XLSX file and ``layer_name`` the layer of a GeoPackage.
     Without them, a workbook with data on several sheets or a GeoPackage with several layers is
-    refused with the list to choose from (never a silent first pick).
+    refused with the list to choose from (never a silent first pick). ``header_words`` are
+    further header names (compared after :func:`normalise_header`) that mark the header row
+    besides the facility fields, for tables of other kinds (e.g. population tables).
     """
     file = Path(path)
     if not file.is_file():
@@ -102,9 +105,9 @@ def read_table(path: str | Path, *, sheet: str | int | None = None,
                "drop the layer-name option.")
         raise DataFileError(msg)
     if suffix in _CSV_SUFFIXES:
-        return _read_csv(file)
+        return _read_csv(file, header_words)
     if suffix in _XLSX_SUFFIXES:
-        return _read_xlsx(file, sheet)
+        return _read_xlsx(file, sheet, header_words)
     if suffix in _GEO_SUFFIXES:
         return _read_geo(file, layer_name)
     msg = (f"{file.name}: unsupported file type {suffix!r}; registers must be .xlsx, .csv, "
@@ -147,7 +150,7 @@ def _blank(value: object) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _header_index(rows: list[list[Any]]) -> int:
+def _header_index(rows: list[list[Any]], header_words: frozenset[str] = frozenset()) -> int:
     """Return the index (in ``rows``) of the header row.
 
     That is the leading non-blank row naming the most known fields (at least two), else the
@@ -157,7 +160,9 @@ def _header_index(rows: list[list[Any]]) -> int:
     if not non_blank:
         return -1
     window = non_blank[:HEADER_SEARCH_ROWS]
-    scores = [count_known_headers(rows[i]) for i in window]
+    scores = [count_known_headers(rows[i])
+              + sum(1 for c in rows[i] if not _blank(c) and normalise_header(c) in header_words)
+              for i in window]
     best = max(scores)
     return window[scores.index(best)] if best >= 2 else window[0]
 
@@ -228,7 +233,7 @@ def unique_headers(cells: list[Any]) -> list[str]:
 
 def _table_from_rows(rows: list[list[Any]], *, file_name: str, fmt: str,
                      encoding: str | None, numbers: list[int] | None = None,
-                     notes: tuple[str, ...] = ()) -> RawTable:
+                     notes: tuple[str, ...] = (), header_words: Iterable[str] = ()) -> RawTable:
     """Build a RawTable from rows of cells.
 
     ``numbers[i]`` is the source row (line) number of ``rows[i]`` (default ``i + 1``); rows
@@ -236,7 +241,7 @@ def _table_from_rows(rows: list[list[Any]], *, file_name: str, fmt: str,
     """
     numbers = list(range(1, len(rows) + 1)) if numbers is None else numbers
     rows = _trimmed(rows, numbers, file_name=file_name)
-    h = _header_index(rows)
+    h = _header_index(rows, frozenset(normalise_header(w) for w in header_words))
     if h < 0:
         msg = f"{file_name}: the file has no rows; fill in a header row and one row per facility."
         raise DataFileError(msg)
@@ -308,7 +313,7 @@ def _delimiter(text: str, *, default: str) -> str:
     return default
 
 
-def _read_csv(file: Path) -> RawTable:
+def _read_csv(file: Path, header_words: Iterable[str] = ()) -> RawTable:
     try:
         data = file.read_bytes()
     except OSError as err:
@@ -322,7 +327,7 @@ def _read_csv(file: Path) -> RawTable:
     rows, numbers, notes = _csv_records(text, delimiter, file_name=file.name)
     logger.debug("read %s as CSV, encoding %s, delimiter %r", file, encoding, delimiter)
     return _table_from_rows(rows, file_name=file.name, fmt="csv", encoding=encoding,
-                            numbers=numbers, notes=notes)
+                            numbers=numbers, notes=notes, header_words=header_words)
 
 
 def _csv_records(text: str, delimiter: str, *, file_name: str,
@@ -434,7 +439,8 @@ def _pick_sheet(book: Any, sheet: str | int | None, *, file_name: str,
     return pick, rows, numbers, notes
 
 
-def _read_xlsx(file: Path, sheet: str | int | None) -> RawTable:
+def _read_xlsx(file: Path, sheet: str | int | None, header_words: Iterable[str] = ()
+               ) -> RawTable:
     import openpyxl
 
     try:
@@ -458,7 +464,7 @@ def _read_xlsx(file: Path, sheet: str | int | None) -> RawTable:
                f"in Excel/WPS and save it again as .xlsx.")
         raise DataFileError(msg) from err
     return _table_from_rows(rows, file_name=file.name, fmt="xlsx", encoding=None,
-                            numbers=numbers, notes=notes)
+                            numbers=numbers, notes=notes, header_words=header_words)
 
 
 # -- geo formats -------------------------------------------------------------------------------
