@@ -37,8 +37,9 @@ def register(rsub: Any) -> None:
         description="导入分村(社区)人口表(XLSX/CSV,支持 GBK 与表头上方的标题行),含常住人口及"
                     " 0-3 岁、60 岁以上人数或占比;按代码或名称匹配,逐行报告;居民点按住宅建筑"
                     "(OSM)、人口栅格(GeoTIFF)或单元内均匀分布生成。 Imports a per-unit "
-                    "population table, reports every row, and places demand points over residential buildings, a population "
-                    "raster, or evenly within each unit (the method is recorded).")
+                    "population table, reports every row, and places demand points over "
+                    "residential buildings, a population raster, or evenly within each unit "
+                    "(the method is recorded).")
     p.add_argument("file", type=Path, help="XLSX / CSV")
     p.add_argument("--region", type=Path, default=None, metavar="DIR", help=_PACK_HELP)
     p.add_argument("--buildings", type=Path, default=None, metavar="OSM",
