@@ -134,6 +134,16 @@ class Dataset:
         """Whether this is the embedded default pack (its network is loaded as ``"default"``)."""
         return Path(self.data_dir).resolve() == _paths.data_dir().resolve()
 
+    @property
+    def network_source(self) -> str | Path | None:
+        """What :func:`qyx_geo.network.load_network` (or ``network_arrays``) takes for this pack.
+
+        ``"default"`` for the embedded pack (its cached network), else the pack's network file.
+        """
+        if self.network_path is None:
+            return None
+        return "default" if self.embedded else self.network_path
+
     def with_network(self, network: Any) -> Dataset:
         """Return a copy of the dataset carrying ``network`` (e.g. from :meth:`load_network`)."""
         return dataclasses.replace(self, network=network)
