@@ -52,7 +52,7 @@ class DuplicateIdError(ValueError, QyxGeoError):
 
 
 class UnknownCodeError(LookupError, QyxGeoError):
-    """An administrative code or name is not one of Cixi's official units."""
+    """An administrative code or name is not one of the region's official units."""
 
 
 class CoordinateError(ValueError, QyxGeoError):

@@ -342,9 +342,9 @@ def check_known_codes(codes: pd.Series, known: Mapping[str, str] | Collection[st
             text += f" (did you mean {near[0]!r}{label}?)"
         return text
 
-    msg = (f"{source_name}: column {column!r} has code(s) that are not Cixi's official 2023 units: "
-           f"{_enumerate_more(bad, describe)}. Use the codes listed by `qyx info --json` / "
-           "data/boundaries/villages.geojson.")
+    msg = (f"{source_name}: column {column!r} has code(s) that are not the region's official "
+           f"units: {_enumerate_more(bad, describe)}. Use the codes of the region pack's units "
+           "file (boundaries/villages.geojson, boundaries/townships.geojson).")
     raise UnknownCodeError(msg)
 
 
@@ -442,11 +442,12 @@ def check_points_in_outline(points: gpd.GeoSeries, outline: BaseGeometry, *, sou
             text += " (lon and lat look swapped: swapping them puts the point inside the county)"
         return text
 
+    minx, miny, maxx, maxy = outline.bounds
     hint = ("Swap the lon/lat columns for those rows." if swapped_inside[bad].any() else
             "Check the coordinates: they must be WGS84 degrees (GCJ-02/BD-09 points from Amap "
-            "or Baidu must be converted first) and lie in Cixi (lon ≈ 121.03–121.63, "
-            "lat ≈ 30.04–30.49).")
-    msg = (f"{source_name}: {len(bad)} point(s) lie outside the Cixi county outline "
+            f"or Baidu must be converted first) and lie in the county (lon ≈ {minx:.2f}–"
+            f"{maxx:.2f}, lat ≈ {miny:.2f}–{maxy:.2f}).")
+    msg = (f"{source_name}: {len(bad)} point(s) lie outside the county outline "
            f"(+{tolerance_m:g} m): {_enumerate_more(bad, describe)}. {hint}")
     raise OutsideCountyError(msg)
 
