@@ -485,7 +485,7 @@ def check_region(region: str | os.PathLike[str] | None = None) -> RegionCheck:
     except QyxGeoError as err:
         return RegionCheck(root=root, region=None, files={}, counts={}, errors=(str(err),))
     files: dict[str, Mapping[str, Any]] = {}
-    for key in FILE_KEYS:
+    for key in (*FILE_KEYS, *(k for k in reg.files if k not in FILE_KEYS)):
         entry = reg.files.get(key)
         if entry is None:
             files[key] = {"path": None, "status": "missing", "source": "", "licence": "",
