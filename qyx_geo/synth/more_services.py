@@ -78,9 +78,9 @@ def classify_school(name: str) -> tuple[str, str]:
 
     Examples
     --------
-    >>> classify_school("慈溪市耕民初级中学")[0], classify_school("龙山中学")[0]
+    >>> classify_school("XX市耕民初级中学")[0], classify_school("龙山中学")[0]
     ('junior_school', 'unclassified')
-    >>> classify_school("慈溪市实验小学(北校区)")[0], classify_school("慈溪实验高级中学")[0]
+    >>> classify_school("XX市实验小学(北校区)")[0], classify_school("XX实验高级中学")[0]
     ('primary_school', 'excluded')
     """
     for needle, cls, reason in SCHOOL_RULES:
