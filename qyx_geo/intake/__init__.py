@@ -48,6 +48,8 @@ from qyx_geo.intake._readers import (
     GEOM_NOTE,
     GEOM_X,
     GEOM_Y,
+    ROW_NOTE,
+    ROW_REJECT,
     CellError,
     RawTable,
     cell_text,
@@ -222,6 +224,10 @@ def _parse_rows(raw: RawTable, cols: Mapping[str, str], *, layer: str,
             st.change(f"容量无法识别，置空 / capacity {cols['capacity']!r} unreadable ({err}); "
                       f"set to empty")
         _parse_coords(st, cells, cols)
+        if cells.get(ROW_NOTE):
+            st.notes.append(str(cells[ROW_NOTE]))
+        if cells.get(ROW_REJECT):
+            st.reject(str(cells[ROW_REJECT]))
         if not st.name:
             st.name = f"{label}（第{st.row}行）"
             st.change(f"名称为空，暂名'{st.name}' / name was empty; named after the row")
@@ -295,7 +301,9 @@ def import_register(
     ----------
     path
         Register file: ``.xlsx``/``.xlsm``, ``.csv``/``.txt``/``.tsv`` (UTF-8, UTF-8 with BOM,
-        UTF-16, GBK or GB18030 — detected), ``.geojson``/``.json`` or ``.gpkg``.
+        UTF-16, GBK or GB18030 — detected), ``.geojson``/``.json`` or ``.gpkg``; or an OSM
+        extract (``.osm``, ``.osm.bz2``, ``.osm.pbf``), whose objects matching the layer's
+        tag table (:data:`qyx_geo.osm_features.LAYER_TAGS`) become the rows (``source="osm"``).
     layer
         Facility layer the rows belong to (``"nursery"``, ``"canteen"``, ``"clinic"``,
         ``"sports"``).
@@ -352,7 +360,15 @@ def import_register(
     _check_options(layer, crs, fallback, shift_check, duplicates, duplicate_dist_m,
                    outside_tolerance_m)
     file = Path(path)
-    raw = read_table(file, sheet=sheet, layer_name=layer_name)
+    from qyx_geo.osm_features import is_osm_file
+
+    osm = is_osm_file(file)
+    if osm:  # OSM is WGS84 by definition: no coordinate system to guess or shift to check
+        from qyx_geo.intake._osm import read_osm_table
+
+        raw, shift_check = read_osm_table(file, layer=layer), "off"
+    else:
+        raw = read_table(file, sheet=sheet, layer_name=layer_name)
     if raw.frame.empty:
         msg = (f"{file.name}: no data rows below the header (row {raw.header_row}); add one row "
                f"per facility.")
@@ -386,7 +402,8 @@ def import_register(
 
     units_gdf, towns_gdf, outline_geom = _reference(units, townships, outline)
     states = _parse_rows(raw, cols, layer=layer, file_name=file.name)
-    file_warnings += fix_swaps(states, source_crs)
+    if not osm:  # OSM coordinates are never swapped, and are valid anywhere on Earth
+        file_warnings += fix_swaps(states, source_crs)
     _convert(states, source_crs)
     file_warnings += check_outside(states, outline_geom, tolerance_m=outside_tolerance_m)
     file_warnings += assign_units(states, units_gdf, towns_gdf, fallback=fallback)
@@ -401,7 +418,7 @@ def import_register(
             st.reject("无坐标 / no coordinates")
     report = _report(states)
     counts = _counts(report, len(raw.frame))
-    layer_gdf = _layer(states, layer)
+    layer_gdf = _layer(states, layer, source="osm" if osm else "user")
     if len(layer_gdf):
         from qyx_geo.facilities import validate_facilities
 
@@ -537,7 +554,7 @@ def _counts(report: pd.DataFrame, n_input: int) -> dict[str, int]:
     return counts
 
 
-def _layer(states: list[RowState], layer: str) -> gpd.GeoDataFrame:
+def _layer(states: list[RowState], layer: str, *, source: str) -> gpd.GeoDataFrame:
     kept = [s for s in states if s.status != "rejected"]
     data = {
         "name": [s.name for s in kept],
@@ -547,7 +564,7 @@ def _layer(states: list[RowState], layer: str) -> gpd.GeoDataFrame:
                              dtype=float),
         "township_code": pd.array([s.township_code for s in kept], dtype=object),
         "unit_code": pd.array([s.unit_code for s in kept], dtype=object),
-        "source": ["user"] * len(kept),
+        "source": [source] * len(kept),
         "placement": [s.placement for s in kept],
         "intake_row": np.array([s.row for s in kept], dtype=np.int64),
     }

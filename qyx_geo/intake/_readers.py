@@ -42,6 +42,8 @@ HEADER_SEARCH_ROWS = 10
 MAX_COLUMNS = 1000
 #: Columns added by the geo readers: the point of each feature in the file's CRS.
 GEOM_X, GEOM_Y, GEOM_NOTE = "__geom_x__", "__geom_y__", "__geom_note__"
+#: Reader-made cells: a note for the report, or why the row cannot be used (OSM objects).
+ROW_NOTE, ROW_REJECT = "__row_note__", "__row_reject__"
 _CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
 _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 _GEO_SUFFIXES = {".geojson", ".json", ".gpkg"}
