@@ -1,4 +1,4 @@
-"""Street networks: load (embedded, file or online), walk-filter, project to EPSG:4549, cache.
+"""Street networks: load (embedded, file or online), walk-filter, project to a local CRS, cache.
 
 One entry point, :func:`load_network`, returns the graph every later stage uses::
 
@@ -6,16 +6,22 @@ One entry point, :func:`load_network`, returns the graph every later stage uses:
     >>> G.graph["crs"]                       # doctest: +SKIP
     'EPSG:4549'
 
-The contract: an ``osmnx``-style :class:`networkx.MultiDiGraph` with ``graph["crs"] ==
-"EPSG:4549"``, node attributes ``x``/``y`` in metres, edge attribute ``length`` in metres and,
-for simplified edges, a projected ``geometry``. Walking ignores one-way rules, so the walk graph
-has every edge in both directions.
+The contract: an ``osmnx``-style :class:`networkx.MultiDiGraph` whose ``graph["crs"]`` is a
+projected CRS in metres — by default the local one for the network's centre
+(:func:`qyx_geo.crs.local_metric_crs`: the CGCS2000 3-degree Gauss-Krüger zone in China, so
+Cixi is EPSG:4549; UTM elsewhere, as ``osmnx.project_graph``), or the caller's ``crs`` — node
+attributes ``x``/``y`` in metres, edge attribute ``length`` in metres and, for simplified
+edges, a projected ``geometry``. Walking ignores one-way rules, so the walk graph has every edge
+in both directions.
 
-Files (OSM XML, ``.osm.bz2``, ``.osm.pbf``, GraphML) go through ``osmnx.graph_from_xml`` exactly
-as a real extract would (PBF is first converted to XML with pyosmium); ways are then kept or
-dropped with osmnx's own Overpass filter for the network type (``network_type="walk"`` drops
-motorways, cycleways, ``foot=no``, private roads…), the largest connected piece is kept, the
-topology simplified and the graph projected. The result is cached in
+OSM files (XML, ``.osm.bz2``, ``.osm.pbf``) are streamed by pyosmium into the graph
+``osmnx.graph_from_xml`` would build (``_osm_reader``; same nodes, edges, keys and lengths on a
+reference-complete file), keeping only the ways that osmnx's own Overpass filter for the
+network type accepts (``network_type="walk"`` drops motorways, cycleways, ``foot=no``, private
+roads…). Clipped extracts load: ways are cut where their nodes are missing (pieces of at least
+two nodes kept) and the cuts are counted in ``graph["ways_cut"]``. GraphML goes through
+``osmnx.load_graphml``. Then the largest connected piece is kept, the topology simplified
+(``osmnx.simplify_graph``) and the graph projected. The result is cached in
 :func:`qyx_geo._paths.cache_dir` keyed by the file's SHA-256, the options and the package
 versions, so a second load takes seconds. :func:`fetch_network` downloads from OpenStreetMap
 with osmnx, fails within seconds when offline, and caches what it got.
@@ -29,9 +35,9 @@ import gc
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -44,8 +50,9 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from qyx_geo import __version__, _cache
-from qyx_geo._errors import DataFileError, NetworkError, OfflineError, SettingsError
+from qyx_geo._errors import DataFileError, NetworkError, OfflineError, QyxGeoError, SettingsError
 from qyx_geo._paths import cache_dir, data_dir
+from qyx_geo.crs import metric_crs_for, validate_metric_crs
 from qyx_geo.network._codec import graph_from_arrays, graph_to_arrays
 from qyx_geo.network._graph_ops import clip_graph, keep_largest_component, project_in_place
 from qyx_geo.network._osm_files import (
@@ -54,12 +61,10 @@ from qyx_geo.network._osm_files import (
     detect_format,
     highway_counts,
     osmnx_settings,
-    pbf_to_xml,
     read_graphml,
-    read_osm_xml,
     xml_generator,
 )
-from qyx_geo.schema import METRIC_CRS
+from qyx_geo.network._osm_reader import read_osm_graph
 
 __all__ = [
     "DEFAULT_NETWORK_PATH",
@@ -144,8 +149,12 @@ def _decode(arrays: dict[str, Any]) -> nx.MultiDiGraph:
     finally:
         if gc_was_enabled:
             gc.enable()
-    if G.graph.get("crs") != METRIC_CRS or G.number_of_edges() == 0:
-        msg = f"cached graph has crs {G.graph.get('crs')!r} and {G.number_of_edges()} edges"
+    try:
+        validate_metric_crs(G.graph.get("crs"))
+    except QyxGeoError as err:
+        raise NetworkError(f"cached graph: {err}") from err
+    if G.number_of_edges() == 0:
+        msg = f"cached graph has {G.number_of_edges()} edges"
         raise NetworkError(msg)
     return G
 
@@ -158,8 +167,9 @@ def load_network(
     simplify: bool = True,
     retain_all: bool = False,
     clip: BaseGeometry | tuple[float, float, float, float] | None = None,
+    crs: str | None = None,
 ) -> nx.MultiDiGraph:
-    """Load a street network, filter it to ``network_type``, project it to EPSG:4549.
+    """Load a street network, filter it to ``network_type``, project it to a local metric CRS.
 
     Parameters
     ----------
@@ -177,14 +187,19 @@ def load_network(
         Keep every connected piece instead of only the largest one.
     clip
         Keep only the network inside this WGS84 polygon or ``(west, south, east, north)``
-        bbox, e.g. the county outline when loading a country extract. For ``.osm.pbf`` files
-        ways outside its bounding box are skipped while converting, which keeps memory small.
+        bbox, e.g. the county outline when loading a province extract. OSM files are streamed:
+        only nodes inside it are kept (ways cut at its edge), so memory follows the area.
+    crs
+        Projected CRS in metres (``"EPSG:32650"``, ``"EPSG:4549"``…); default: the local one
+        for the network's centre (:func:`qyx_geo.crs.metric_crs_for`).
 
     Returns
     -------
     networkx.MultiDiGraph
-        Projected graph (``graph["crs"] == "EPSG:4549"``); ``graph["synthetic"]`` tells whether
-        it is the generated network, ``graph["qyx_source"]`` where it came from.
+        Projected graph; ``graph["crs"]`` its CRS, ``graph["synthetic"]`` whether it is the
+        generated network, ``graph["qyx_source"]`` where it came from, and for files
+        ``graph["source_sha256"]``, ``graph["osm_timestamp"]`` (newest object),
+        ``graph["ways_cut"]``/``graph["ways_dropped"]`` (clipped ways).
 
     Raises
     ------
@@ -195,8 +210,12 @@ def load_network(
     """
     _check_type(network_type)
     clip_geom = _clip_geometry(clip)
+    try:
+        crs = validate_metric_crs(crs) if crs is not None else None
+    except QyxGeoError as err:
+        raise SettingsError(str(err)) from err
     opts = {"network_type": network_type, "simplify": simplify, "retain_all": retain_all,
-            "clip": clip_geom}
+            "clip": clip_geom, "crs": crs}
     if isinstance(source, nx.MultiDiGraph):
         return _prepare(source.copy(), label="graph", opts=opts, synthetic=None)
     if isinstance(source, nx.Graph):
@@ -217,32 +236,40 @@ def load_network(
     def build() -> nx.MultiDiGraph:
         t0 = time.perf_counter()
         G = _read_file(path, fmt, network_type, clip_geom)
-        G = _prepare(G, label=str(path), opts=opts,
+        # OSM files: the reader cut the ways at the clip area already
+        G = _prepare(G, label=str(path), opts={**opts, "clip": None} if fmt != "graphml" else opts,
                      synthetic=xml_generator(path).startswith(_SYNTH_GENERATOR) or None)
         logger.info("network %s processed in %.1f s: %d nodes, %d edges", path,
                     time.perf_counter() - t0, len(G), G.number_of_edges())
         return G
 
+    sha256 = _cache.file_sha256(path)
     G = _cached(path.name, file_cache_key(path, network_type=network_type, simplify=simplify,
-                                          retain_all=retain_all, clip=clip_geom),
+                                          retain_all=retain_all, clip=clip_geom, crs=crs,
+                                          sha256=sha256),
                 build, use_cache=cache)
     G.graph["qyx_source"] = str(path)  # the same content may have been cached from elsewhere
+    G.graph["source_sha256"] = sha256
     return G
 
 
 def file_cache_key(path: str | os.PathLike[str], *, network_type: str = "walk",
                    simplify: bool = True, retain_all: bool = False,
-                   clip: BaseGeometry | None = None) -> str:
+                   clip: BaseGeometry | None = None, crs: str | None = None,
+                   sha256: str | None = None) -> str:
     """Return the cache key of the processed network of a file with these options.
 
-    The key hashes the file's *content* (SHA-256), the options, the processing pipeline's
-    version and the package versions (:func:`qyx_geo._cache.cache_key`). Caches derived from a
-    network (engine arrays, main roads) build their keys from this one, so one change of the
-    file or of any version invalidates them all.
+    The key hashes the file's *content* (SHA-256, or ``sha256`` when already known), the
+    options (the requested ``crs`` included: ``None`` means the local one, which follows from
+    the content), the processing pipeline's version and the package versions
+    (:func:`qyx_geo._cache.cache_key`). Caches derived from a network (engine arrays, main
+    roads) build their keys from this one, so one change of the file or of any version
+    invalidates them all.
     """
-    return _cache_key({"sha256": _cache.file_sha256(path), "network_type": network_type,
-                       "simplify": simplify, "retain_all": retain_all,
-                       "clip": clip.wkt if clip is not None else None})
+    return _cache_key({"sha256": sha256 or _cache.file_sha256(path),
+                       "network_type": network_type, "simplify": simplify,
+                       "retain_all": retain_all, "clip": clip.wkt if clip is not None else None,
+                       "crs": crs})
 
 
 def _bbox_polygon(bbox: tuple[float, ...] | list[float], *, name: str) -> BaseGeometry:
@@ -277,16 +304,25 @@ def _clip_geometry(clip: BaseGeometry | tuple[float, float, float, float] | None
 
 def _read_file(path: Path, fmt: str, network_type: str,
                clip: BaseGeometry | None = None) -> nx.MultiDiGraph:
-    bidirectional = network_type in ox.settings.bidirectional_network_types
-    wf = WayFilter(network_type)
+    """Read a file into a raw WGS84 graph; OSM files arrive filtered and clipped already."""
     if fmt == "graphml":
         return read_graphml(path)
-    if fmt == "pbf":
-        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-            xml = pbf_to_xml(path, Path(tmp) / (path.name.split(".")[0] + ".osm"),
-                             bbox=None if clip is None else clip.bounds)
-            return read_osm_xml(xml, wf, bidirectional=bidirectional)
-    return read_osm_xml(path, wf, bidirectional=bidirectional)
+    wf = WayFilter(network_type)
+    tags = list(dict.fromkeys([*ox.settings.useful_tags_way, *wf.keys, "source"]))
+    G, stats = read_osm_graph(
+        path, bidirectional=network_type in ox.settings.bidirectional_network_types,
+        way_tags=tags, accepts=wf.accepts, clip=clip)
+    G.graph.update({"qyx_prefiltered": True, "osm_timestamp": stats.timestamp,
+                    "ways_cut": stats.ways_cut, "ways_dropped": stats.ways_dropped,
+                    "nodes_missing": stats.nodes_missing, "ways_filtered": stats.ways_filtered,
+                    "qyx_highways": dict(stats.highways)})
+    if stats.ways_cut or stats.ways_dropped:
+        logger.warning(
+            "%s: %d ways cut and %d dropped at missing nodes (%d node references not in the "
+            "file%s; e.g. way %s) — normal for an extract clipped at a boundary", path.name,
+            stats.ways_cut, stats.ways_dropped, stats.nodes_missing,
+            " or outside the clip area" if clip is not None else "", stats.first_cut_way)
+    return G
 
 
 def _prepare(G: nx.MultiDiGraph, *, label: str, opts: dict[str, Any],
@@ -307,8 +343,11 @@ def _prepare(G: nx.MultiDiGraph, *, label: str, opts: dict[str, Any],
     if opts.get("clip") is not None:
         G = clip_graph(G, opts["clip"], label=label)
     wf = WayFilter(network_type)
-    seen = highway_counts(G)
-    drop = [(u, v, k) for u, v, k, d in G.edges(keys=True, data=True) if not wf.accepts(d)]
+    if G.graph.pop("qyx_prefiltered", False):  # OSM reader: filtered per way while reading
+        seen, drop = Counter(G.graph.pop("qyx_highways", {})), []
+    else:
+        seen = highway_counts(G)
+        drop = [(u, v, k) for u, v, k, d in G.edges(keys=True, data=True) if not wf.accepts(d)]
     marked = {d.get("source") for _, _, d in G.edges(data=True)} if synthetic is None else set()
     G.remove_edges_from(drop)
     G.remove_nodes_from([n for n, deg in G.degree() if deg == 0])
@@ -328,7 +367,7 @@ def _prepare(G: nx.MultiDiGraph, *, label: str, opts: dict[str, Any],
         keep_largest_component(G)
     if opts["simplify"] and not G.graph.get("simplified", False):
         G = ox.simplify_graph(G)
-    project_in_place(G, METRIC_CRS)
+    project_in_place(G, opts.get("crs") or metric_crs_for(_wgs84_bounds(G)))
     # Plain floats and one shared object per distinct tag value: numpy scalars and repeated
     # strings from the XML parser make the graph (and its cache file) half again as large.
     shared: dict[str, str] = {}
@@ -346,19 +385,32 @@ def _prepare(G: nx.MultiDiGraph, *, label: str, opts: dict[str, Any],
     return G
 
 
+def _wgs84_bounds(G: nx.MultiDiGraph) -> tuple[float, float, float, float]:
+    """Return the WGS84 (west, south, east, north) of the graph's nodes."""
+    xs = [d["x"] for _, d in G.nodes(data=True)]
+    ys = [d["y"] for _, d in G.nodes(data=True)]
+    src = pyproj.CRS.from_user_input(G.graph["crs"])
+    if src.is_geographic:
+        return min(xs), min(ys), max(xs), max(ys)
+    to_wgs = pyproj.Transformer.from_crs(src, "EPSG:4326", always_xy=True)
+    return to_wgs.transform_bounds(min(xs), min(ys), max(xs), max(ys))
+
+
 def validate_network(G: nx.MultiDiGraph, *, name: str = "network") -> None:
     """Check the contract of a loaded network; raise :class:`NetworkError` if broken.
 
-    The contract: a MultiDiGraph with ``graph["crs"] == "EPSG:4549"``, at least one edge,
-    numeric node ``x``/``y`` and non-negative edge ``length`` (metres).
+    The contract: a MultiDiGraph whose ``graph["crs"]`` is a projected CRS in metres, at least
+    one edge, numeric node ``x``/``y`` and non-negative edge ``length`` (metres).
     """
     if not isinstance(G, nx.MultiDiGraph):
         msg = f"{name}: expected a networkx.MultiDiGraph, got {type(G).__name__}"
         raise NetworkError(msg)
-    if G.graph.get("crs") != METRIC_CRS:
-        msg = (f"{name}: graph['crs'] is {G.graph.get('crs')!r}, expected {METRIC_CRS!r}; "
-               "load it with qyx_geo.network.load_network")
-        raise NetworkError(msg)
+    try:
+        validate_metric_crs(G.graph.get("crs"), name="graph['crs']")
+    except QyxGeoError as err:
+        msg = (f"{name}: {err}; expected a projected CRS in metres — load it with "
+               "qyx_geo.network.load_network, which projects to the local one")
+        raise NetworkError(msg) from err
     if G.number_of_edges() == 0:
         msg = f"{name}: the network has no edges; load a network that covers streets"
         raise NetworkError(msg)
@@ -437,6 +489,7 @@ def fetch_network(
     cache: bool = True,
     simplify: bool = True,
     retain_all: bool = False,
+    crs: str | None = None,
     probe_timeout_s: float = 3.0,
     requests_timeout_s: float = 180.0,
 ) -> nx.MultiDiGraph:
@@ -449,6 +502,8 @@ def fetch_network(
         or a bounding box ``(west, south, east, north)`` in degrees.
     network_type, simplify, retain_all
         Passed to osmnx (``graph_from_place`` / ``graph_from_polygon``).
+    crs
+        Projected CRS in metres; default: the local one (as :func:`load_network`).
     cache
         Reuse a processed graph of the same query; osmnx's HTTP cache is kept under
         :func:`qyx_geo._paths.cache_dir` as well.
@@ -477,7 +532,12 @@ def fetch_network(
     else:
         msg = f"query must be a place name, a polygon or a bbox; got {query!r}"
         raise SettingsError(msg)
-    opts = {"network_type": network_type, "simplify": simplify, "retain_all": retain_all}
+    try:
+        crs = validate_metric_crs(crs) if crs is not None else None
+    except QyxGeoError as err:
+        raise SettingsError(str(err)) from err
+    opts = {"network_type": network_type, "simplify": simplify, "retain_all": retain_all,
+            "crs": crs}
     return _cached("online-" + label, _cache_key({**identity, **opts}),
                    lambda: _download(query, label, identity, opts, probe_timeout_s,
                                      requests_timeout_s), use_cache=cache)

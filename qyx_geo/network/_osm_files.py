@@ -1,7 +1,8 @@
-"""Reading street-network files for :mod:`qyx_geo.network`: formats, osmnx's way filters, PBF.
+"""Street-network files for :mod:`qyx_geo.network`: formats, osmnx's way filters, GraphML.
 
-Everything here turns a file into an *unsimplified, unfiltered* osmnx graph whose edges carry
-the tags the way filter needs; :mod:`qyx_geo.network` filters, simplifies, projects and caches.
+OSM files themselves are streamed by :mod:`qyx_geo.network._osm_reader`; here are the pieces
+around it: which file ending means which format, osmnx's Overpass way filter applied to tags
+we already hold, reading osmnx GraphML, and small helpers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import gzip
 import logging
 import re
 import xml.etree.ElementTree as ET
-import xml.sax
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -32,9 +32,7 @@ __all__ = [
     "highway_counts",
     "osmnx_settings",
     "osmnx_way_filter",
-    "pbf_to_xml",
     "read_graphml",
-    "read_osm_xml",
     "xml_generator",
 ]
 
@@ -201,32 +199,6 @@ def xml_generator(path: Path) -> str:
     return ""
 
 
-def read_osm_xml(path: Path, wf: WayFilter, *, bidirectional: bool) -> nx.MultiDiGraph:
-    """Read OSM XML through ``osmnx.graph_from_xml``, keeping the tags ``wf`` needs.
-
-    Returns the raw (unsimplified, unfiltered, all components) graph; broken, empty or
-    non-OSM files raise :class:`DataFileError` naming the file.
-    """
-    tags = list(dict.fromkeys([*ox.settings.useful_tags_way, *wf.keys, "source"]))
-    fix = "re-export the extract (e.g. `osmium cat in.pbf -o out.osm.bz2`) or download it again"
-    try:
-        with osmnx_settings(useful_tags_way=tags):
-            return ox.graph_from_xml(path, bidirectional=bidirectional, simplify=False,
-                                     retain_all=True)
-    except (ET.ParseError, xml.sax.SAXParseException) as err:
-        msg = f"{str(path)!r} is not valid OSM XML ({err}); {fix}"
-        raise DataFileError(msg) from err
-    except (OSError, EOFError, UnicodeDecodeError) as err:
-        msg = f"{str(path)!r} cannot be read or decompressed ({err}); {fix}"
-        raise DataFileError(msg) from err
-    except ox._errors.InsufficientResponseError as err:
-        msg = f"{str(path)!r} holds no OSM nodes or ways; use a file with streets"
-        raise DataFileError(msg) from err
-    except (KeyError, TypeError, ValueError) as err:
-        msg = f"{str(path)!r} is XML but not OSM XML ({type(err).__name__}: {err}); {fix}"
-        raise DataFileError(msg) from err
-
-
 def read_graphml(path: Path) -> nx.MultiDiGraph:
     """Read an osmnx GraphML file; broken files raise :class:`DataFileError`."""
     try:
@@ -236,44 +208,6 @@ def read_graphml(path: Path) -> nx.MultiDiGraph:
         msg = (f"{str(path)!r} is not a readable osmnx GraphML file ({type(err).__name__}: "
                f"{err}); save graphs with osmnx.save_graphml")
         raise DataFileError(msg) from err
-
-
-def pbf_to_xml(pbf: Path, out: Path, *,
-               bbox: tuple[float, float, float, float] | None = None) -> Path:
-    """Convert the ``highway`` ways of an OSM PBF (plus the nodes they use) to OSM XML.
-
-    Two passes with pyosmium: collect the ways with a ``highway`` tag (with ``bbox`` = (west,
-    south, east, north), only ways with a node inside it) and the nodes they reference, then
-    write exactly those objects, so that the XML is reference-complete and can go through
-    ``osmnx.graph_from_xml`` like any extract. Returns ``out``.
-    """
-    import osmium  # heavy; only needed for PBF
-
-    try:
-        ids = osmium.IdTracker()
-        fp = osmium.FileProcessor(str(pbf), osmium.osm.WAY if bbox is None
-                                  else osmium.osm.NODE | osmium.osm.WAY)
-        if bbox is not None:
-            fp = fp.with_locations()
-        w, s, e, n = bbox or (0.0, 0.0, 0.0, 0.0)
-        for way in fp.with_filter(osmium.filter.KeyFilter("highway")):
-            if not isinstance(way, osmium.osm.Way):
-                continue
-            if bbox is not None and not any(
-                    nd.location.valid() and w <= nd.lon <= e and s <= nd.lat <= n
-                    for nd in way.nodes):
-                continue
-            ids.add_way(way.id)
-            ids.add_references(way)
-        with osmium.SimpleWriter(str(out), overwrite=True) as writer:
-            for obj in osmium.FileProcessor(str(pbf), osmium.osm.NODE | osmium.osm.WAY
-                                            ).with_filter(ids.id_filter()):
-                writer.add(obj)
-    except RuntimeError as err:
-        msg = (f"{str(pbf)!r} is not a readable OSM PBF file ({err}); check the download "
-               "(`osmium fileinfo FILE`) or export it again")
-        raise DataFileError(msg) from err
-    return out
 
 
 def highway_counts(G: nx.MultiDiGraph) -> Counter[str]:  # noqa: N803
