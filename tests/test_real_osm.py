@@ -7,7 +7,8 @@ builds and simplifies the graph, ``osmnx.project_graph`` picks the UTM zone, and
 runs Dijkstra from virtual facility nodes joined to the ends of their nearest edges.
 """
 
-# ruff: noqa: N806  (G for graphs, as in osmnx)
+
+# ruff: noqa: N803  (G for graphs, as in osmnx)
 from __future__ import annotations
 
 import re
@@ -21,7 +22,6 @@ import numpy as np
 import osmium
 import osmnx as ox
 import pyogrio
-import pytest
 import shapely
 
 from qyx_geo.engine import build_arrays, nearest_facility
