@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import networkx as nx
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 #: Parallel directed copies of one street (u->v and v->u) are recognised by equal length to this
 #: many decimals (millimetres): osmnx gives both copies the same length.
 _LENGTH_DECIMALS = 3
+#: Graph attributes kept in :attr:`NetworkArrays.info` (set by qyx_geo.network.load_network).
+_INFO_KEYS = ("qyx_source", "source_sha256", "osm_timestamp", "synthetic", "ways_cut",
+              "ways_dropped", "network_type")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -57,6 +60,10 @@ class NetworkArrays:
     adjacency
         Symmetric ``n_nodes x n_nodes`` CSR matrix of the shortest edge length between
         adjacent nodes (explicit zeros are zero-length edges, not gaps).
+    info
+        Where the network came from, for the run record: the graph's ``qyx_source``,
+        ``source_sha256``, ``osm_timestamp``, ``synthetic``, ``ways_cut``, ``ways_dropped``
+        (whatever the graph carries; empty for hand-built arrays).
     """
 
     crs: str
@@ -68,6 +75,7 @@ class NetworkArrays:
     edge_length_m: npt.NDArray[np.float64]
     edge_geometry: npt.NDArray[np.object_]
     adjacency: sp.csr_matrix
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def n_nodes(self) -> int:
@@ -248,8 +256,10 @@ def build_arrays(
     length = np.fromiter((d.get(weight, np.nan) for d in attrs), np.float64, m)
     geometry = np.empty(m, dtype=object)
     geometry[:] = [d.get("geometry") for d in attrs]
-    return NetworkArrays.from_edges(x, y, u, v, length, crs=crs, node_ids=node_ids,
-                                    geometry=geometry)
+    net = NetworkArrays.from_edges(x, y, u, v, length, crs=crs, node_ids=node_ids,
+                                   geometry=geometry)
+    info = {k: G.graph[k] for k in _INFO_KEYS if isinstance(G.graph.get(k), str | int | float)}
+    return dataclasses.replace(net, info=info)
 
 
 def _check_crs(crs: Any) -> str:

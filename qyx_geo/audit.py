@@ -13,6 +13,7 @@ by :mod:`qyx_geo.report`, :mod:`qyx_geo.maps`, :mod:`qyx_geo.siting` and the not
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -32,6 +33,7 @@ from qyx_geo import _cache
 from qyx_geo._errors import (
     ColumnError,
     DataFileError,
+    NetworkError,
     NoTargetError,
     SettingsError,
 )
@@ -434,6 +436,7 @@ def run_audit(
     with _timed(timings, "snap_demand"):
         dsnap = snap_points(net, demand, max_snap_m=settings.max_snap_m, what="demand points")
     too_far = int(dsnap["too_far"].sum())
+    check_network_serves(net, demand, dsnap, what="residents", settings=settings)
 
     results: dict[str, ServiceAudit] = {}
     for svc in svcs:
@@ -476,6 +479,51 @@ def _unused_thresholds(settings: Settings, services: list[Service]) -> tuple[str
             log.warning("%s", text)
             out.append(text)
     return tuple(out)
+
+
+#: Share of residents (by population) or facilities beyond the snap limit above which the
+#: network is taken not to serve the region: an error, not a result of "0 units pass".
+NOT_SERVED_SHARE = 0.5
+
+
+def _wgs84_box(xmin: float, ymin: float, xmax: float, ymax: float, crs: str) -> str:
+    import pyproj
+
+    if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
+        return "(none)"
+    w, s, e, n = pyproj.Transformer.from_crs(crs, WGS84, always_xy=True).transform_bounds(
+        xmin, ymin, xmax, ymax)
+    return f"({w:.4f}, {s:.4f}, {e:.4f}, {n:.4f})"
+
+
+def check_network_serves(net: NetworkArrays, points: gpd.GeoDataFrame, snapped: pd.DataFrame,
+                         *, what: str, settings: Settings) -> None:
+    """Raise :class:`NetworkError` when most ``points`` lie beyond the snap limit of ``net``.
+
+    Residents are weighed by ``pop`` when the column exists. The message gives the counts and
+    both boxes (west, south, east, north in WGS84), so a network of another place, a clip that
+    misses the county or a wrong CRS is seen at once.
+    """
+    far = snapped["too_far"].to_numpy(dtype=bool)
+    if not len(far) or not far.any():
+        return
+    weights = (pd.to_numeric(points["pop"], errors="coerce").fillna(0).to_numpy(dtype=float)
+               if "pop" in points.columns else np.ones(len(far)))
+    total = float(weights.sum())
+    if total <= 0 or float(weights[far].sum()) / total <= NOT_SERVED_SHARE:
+        return
+    pts = points.to_crs(WGS84) if points.crs is not None else points
+    pw, ps, pe, pn = (float(v) for v in pts.total_bounds)
+    counted = (f"{int(weights[far].sum()):,} of {int(total):,} {what}" if "pop" in points
+               else f"{int(far.sum()):,} of {len(far):,} {what}")
+    net_box = _wgs84_box(float(net.x.min()), float(net.y.min()), float(net.x.max()),
+                         float(net.y.max()), net.crs)
+    msg = (f"路网未覆盖本区域 / the street network does not serve this region: {counted} lie "
+           f"more than {settings.max_snap_m:g} m from any street of it; network bbox {net_box}"
+           f", region bbox ({pw:.4f}, {ps:.4f}, {pe:.4f}, {pn:.4f}) (west, south, east, north, "
+           "WGS84). Use a network that covers the region (e.g. `qyx network load FILE --clip "
+           "W S E N` on a larger extract) or check the points' coordinates")
+    raise NetworkError(msg)
 
 
 def _with_layers(dataset: Any, facilities: Mapping[str, gpd.GeoDataFrame] | None) -> Any:
@@ -533,6 +581,7 @@ def _audit_service(
     # Snap the layer here so facilities beyond the snap limit are reported, not just logged.
     fsnap = snap_points(net, layer, max_snap_m=settings.max_snap_m,
                         what=f"{svc.id} facilities")
+    check_network_serves(net, layer, fsnap, what=f"{svc.id} facilities", settings=settings)
     times = nearest_facility(net, fsnap, dsnap, settings=settings)
     keep = [c for c in ("unit_code", "township_code", "pop", "pop_0_3", "pop_60p", "source")
             if c in demand.columns]
@@ -582,7 +631,7 @@ def _unit_kinds(svc: Service, plan: Plan | None) -> tuple[str, ...] | None:
 # --------------------------------------------------------------------- engine-array cache
 
 #: Bump when the cached array layout changes.
-_ARRAYS_FORMAT = 2
+_ARRAYS_FORMAT = 3
 
 
 def _network_file(source: str | os.PathLike[str]) -> Path:
@@ -593,7 +642,8 @@ def _network_file(source: str | os.PathLike[str]) -> Path:
     return Path(source)
 
 
-def network_cache_key(source: str | os.PathLike[str] = "default") -> str:
+def network_cache_key(source: str | os.PathLike[str] = "default", *,
+                      crs: str | None = None) -> str:
     """Return the cache key of a network file's walking graph (its content, options, versions).
 
     This is :func:`qyx_geo.network.file_cache_key` with the walking defaults: every cache derived
@@ -609,7 +659,7 @@ def network_cache_key(source: str | os.PathLike[str] = "default") -> str:
 
     path = _network_file(source)
     try:
-        return file_cache_key(path)
+        return file_cache_key(path, crs=crs)
     except OSError as err:
         msg = (f"Network file {str(path)!r} not found; generate the embedded one with "
                "`python -m qyx_geo.synth` or give an existing .osm/.osm.pbf/.graphml file.")
@@ -628,7 +678,8 @@ def _encode_arrays(net: NetworkArrays) -> dict[str, np.ndarray] | None:
             "edge_u": net.edge_u, "edge_v": net.edge_v, "edge_length_m": net.edge_length_m,
             "coords": coords, "offsets": offsets, "adj_data": adj.data,
             "adj_indices": adj.indices, "adj_indptr": adj.indptr,
-            "adj_shape": np.array(adj.shape)}
+            "adj_shape": np.array(adj.shape),
+            "info": _cache.to_text(json.dumps(dict(net.info), ensure_ascii=False))}
 
 
 def _decode_arrays(a: dict[str, np.ndarray]) -> NetworkArrays:
@@ -639,11 +690,12 @@ def _decode_arrays(a: dict[str, np.ndarray]) -> NetworkArrays:
     return NetworkArrays(crs=_cache.from_text(a["crs"]), node_ids=a["node_ids"], x=a["x"],
                          y=a["y"], edge_u=a["edge_u"], edge_v=a["edge_v"],
                          edge_length_m=a["edge_length_m"], edge_geometry=geoms,
-                         adjacency=adjacency)
+                         adjacency=adjacency,
+                         info=json.loads(_cache.from_text(a["info"])) if "info" in a else {})
 
 
 def network_arrays(source: str | os.PathLike[str] = "default", *,
-                   cache: bool = True) -> NetworkArrays:
+                   cache: bool = True, crs: str | None = None) -> NetworkArrays:
     """Return the engine arrays of a network file, cached so repeated audits skip networkx.
 
     On the first call the network is loaded with :func:`qyx_geo.network.load_network` (itself
@@ -658,13 +710,16 @@ def network_arrays(source: str | os.PathLike[str] = "default", *,
         ``"default"`` (the embedded network) or a network file path.
     cache
         Read and write the arrays cache.
+    crs
+        Projected CRS of the network (default: the local one, see
+        :func:`qyx_geo.network.load_network`); part of the cache key.
     """
     from qyx_geo.network import load_network
 
     path = _network_file(source)
-    key = _cache.cache_key("engine", {"network": network_cache_key(source)},
+    key = _cache.cache_key("engine", {"network": network_cache_key(source, crs=crs)},
                            version=_ARRAYS_FORMAT)
     return _cache.get_or_build(
-        "engine", path.name, key, build=lambda: build_arrays(load_network(source)),
+        "engine", path.name, key, build=lambda: build_arrays(load_network(source, crs=crs)),
         encode=_encode_arrays, decode=_decode_arrays, use_cache=cache,
         meta=lambda net: {"source": str(path), "nodes": net.n_nodes, "edges": net.n_edges})

@@ -66,20 +66,34 @@ def network_source(dataset: Any, network: str | os.PathLike[str] | None = None
     return "default" if embedded else Path(path)
 
 
+def dataset_crs(dataset: Any, crs: str | None = None) -> str | None:
+    """Return the metric CRS to load the network in.
+
+    ``crs`` if given, else the region pack's, else ``None`` (the local one for the network,
+    :func:`qyx_geo.crs.metric_crs_for`).
+    """
+    if crs:
+        return crs
+    region = getattr(dataset, "region", None)
+    return getattr(region, "crs", None) or None
+
+
 def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None, *,
-                    need_roads: bool) -> tuple[Any, Any]:
+                    need_roads: bool, crs: str | None = None) -> tuple[Any, Any]:
     """Return (engine arrays or graph, main roads or graph or ``None``) for the audit and maps.
 
-    Engine arrays and main roads are cached per network file content (:mod:`qyx_geo._cache`),
-    so a repeated audit does not rebuild the graph at all.
+    Engine arrays and main roads are cached per network file content and CRS
+    (:mod:`qyx_geo._cache`), so a repeated audit does not rebuild the graph at all. ``crs``
+    overrides the region's CRS (:func:`dataset_crs`).
     """
     from qyx_geo.audit import network_arrays, network_cache_key
 
+    crs = dataset_crs(dataset, crs)
     source = network_source(dataset, network)
     if source is None:  # no network file: the dataset loads (and explains) its own
-        graph = dataset.load_network()
+        graph = dataset.load_network(**({"crs": crs} if crs else {}))
         return graph, graph if need_roads else None
-    net = network_arrays(source)
+    net = network_arrays(source, crs=crs)
     if not need_roads:
         return net, None
     try:
@@ -89,9 +103,10 @@ def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None,
     from qyx_geo import _cache
     from qyx_geo.network import load_network
 
-    key = _cache.cache_key("roads", {"network": network_cache_key(source)})
+    key = _cache.cache_key("roads", {"network": network_cache_key(source, crs=crs)})
     roads = _cache.get_or_build(
-        "roads", Path(source).name, key, build=lambda: main_roads(load_network(source)),
+        "roads", Path(source).name, key,
+        build=lambda: main_roads(load_network(source, crs=crs)),
         encode=_cache.frame_to_arrays, decode=_cache.frame_from_arrays)
     return net, roads
 
@@ -120,7 +135,8 @@ def grid_link(net: Any, source: str | os.PathLike[str] | None, settings: Setting
             raise ValueError(msg)
         return link
 
-    key = _cache.cache_key("grid_link", {"network": network_cache_key(source), "cell_m": cell,
+    key = _cache.cache_key("grid_link", {"network": network_cache_key(source, crs=net.crs),
+                                         "cell_m": cell,
                                          "max_snap_m": snap})
     return _cache.get_or_build(
         "grid_link", Path(source).name, key,
@@ -228,6 +244,7 @@ def audit_to_folder(
     plan: Any = "default",
     standards: Iterable[Any] = (),
     standard_unit_kinds: Mapping[str, Iterable[str]] | None = None,
+    crs: str | None = None,
 ) -> AuditRun:
     """Audit ``dataset`` and write every output into ``out_dir`` (as ``qyx audit`` does).
 
@@ -261,6 +278,9 @@ def audit_to_folder(
         a :class:`~qyx_geo.plan.Plan`, or ``None`` (no plan: scored and ranked, no verdicts).
     standards, standard_unit_kinds
         As for :func:`qyx_geo.audit.run_audit`: standards to score every unit against.
+    crs
+        Projected CRS for all metric work (snapping, surfaces, isochrones); default the region
+        pack's, else the local one for the network (:func:`dataset_crs`).
 
     Returns
     -------
@@ -273,7 +293,7 @@ def audit_to_folder(
     timings: dict[str, float] = dict(timings_s or {})
     advance("路网 network")
     t0 = time.perf_counter()
-    net, roads = dataset_network(dataset, network, need_roads=maps)
+    net, roads = dataset_network(dataset, network, need_roads=maps, crs=crs)
     timings["load_network"] = time.perf_counter() - t0
     result = run_audit(dataset, year=year, services=services, settings=settings,
                        facilities=facilities, network=net, townships=townships,

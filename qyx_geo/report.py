@@ -240,16 +240,78 @@ def _part_zh(key: str, result: AuditResult) -> str:
     return _PART_ZH.get(key, key)
 
 
+def _network_status(result: AuditResult) -> str | None:
+    """``real``/``synthetic`` of the network the audit ran on, ``None`` when it is not known."""
+    info = getattr(result.net, "info", None) or {}
+    if "synthetic" not in info:
+        return None
+    return "synthetic" if info["synthetic"] else "real"
+
+
+def inputs_used(result: AuditResult) -> dict[str, dict[str, Any]]:
+    """Return every input the audit actually used, each marked ``real`` or ``synthetic``.
+
+    ``network``: the file the engine arrays came from (path, SHA-256, newest OSM timestamp,
+    CRS, ways cut at the extract's edge); ``units``, ``demand`` and one entry per audited
+    facility layer (rows by source: a register or ``from-osm`` layer replaces a synthetic one).
+    """
+    ds = result.dataset
+    prov = getattr(ds, "provenance", None) or {}
+    info = dict(getattr(result.net, "info", None) or {})
+    net = result.net
+    out: dict[str, dict[str, Any]] = {}
+    if net is not None:
+        status = _network_status(result) or str(prov.get("network", {}).get("status", "unknown"))
+        out["network"] = {
+            "status": status, "path": info.get("qyx_source") or getattr(ds, "network_path", None),
+            "sha256": info.get("source_sha256"), "osm_timestamp": info.get("osm_timestamp") or None,
+            "crs": net.crs, "nodes": net.n_nodes, "edges": net.n_edges,
+            "ways_cut": info.get("ways_cut"), "ways_dropped": info.get("ways_dropped")}
+    for key in ("codes", "areas", "outline"):
+        if key in prov:
+            out["units" if key == "areas" else key] = {
+                "status": str(prov[key].get("status")), "detail": prov[key].get("detail")}
+    demand = ds.demand
+    by_source = (demand["source"].astype(str).value_counts().to_dict()
+                 if "source" in demand.columns else {})
+    out["demand"] = {"status": _rows_status(by_source, prov.get("demand")), "points": len(demand),
+                     "residents": int(demand["pop"].sum()) if "pop" in demand else None,
+                     "by_source": by_source}
+    for sid, audit in result.services.items():
+        layer = audit.facilities
+        if layer is None:
+            continue
+        counts = (layer["source"].astype(str).value_counts().to_dict()
+                  if "source" in layer.columns else {})
+        out[f"facilities.{sid}"] = {"status": _rows_status(counts, None), "rows": len(layer),
+                                    "by_source": counts}
+    return out
+
+
+def _rows_status(by_source: Mapping[str, int], prov: Mapping[str, Any] | None) -> str:
+    if not by_source:
+        return str((prov or {}).get("status", "unknown"))
+    synth = by_source.get("synthetic", 0)
+    if synth == 0:
+        return "real"
+    return "synthetic" if synth == sum(by_source.values()) else "mixed"
+
+
 def synthetic_notice(result: AuditResult) -> str | None:
     """Chinese-first notice naming the synthetic parts of the data, or ``None`` if all real.
 
     Facility layers are judged from the layers the audit used (a user register replaces a
-    synthetic layer), the other parts from the dataset's provenance.
+    synthetic layer), the network from the file the audit ran on (a real ``--network``
+    replaces the embedded synthetic one), the other parts from the dataset's provenance.
     """
     audited = {f"facilities.{sid}" for sid in result.services}
     prov = getattr(result.dataset, "provenance", None) or {}
+    network = _network_status(result)
     parts = [key for key, info in prov.items()
-             if key not in audited and str(info.get("status")) in ("synthetic", "mixed")]
+             if key not in audited and str(info.get("status")) in ("synthetic", "mixed")
+             and not (key == "network" and network is not None)]
+    if network == "synthetic":
+        parts.append("network")
     for audit in result.services.values():
         layer = audit.facilities
         if layer is not None and "source" in layer.columns \
@@ -342,12 +404,27 @@ def summary_dict(result: AuditResult) -> dict[str, Any]:
                  f"public service circle audit, {result.year}",
         "year": result.year, "plan": _plan_dict(result.plan),
         "synthetic_data_notice": synthetic_notice(result),
+        "inputs": inputs_used(result),
         "scope": {"township_codes": list(result.township_codes) if result.township_codes
                   else None, "units": len(next(iter(result.services.values())).units)},
         "min_share": result.settings.min_share,
         "services": {sid: _service_summary(a) for sid, a in result.services.items()},
         "standards": standards_summary(result),
     })
+
+
+_STATUS_ZH = {"real": "真实 real", "synthetic": "合成 synthetic", "mixed": "部分合成 mixed"}
+
+
+def _input_line(key: str, info: Mapping[str, Any]) -> str:
+    status = _STATUS_ZH.get(str(info.get("status")), str(info.get("status")))
+    if key == "network":
+        extra = [Path(str(info["path"])).name if info.get("path") else "",
+                 f"sha256 {str(info['sha256'])[:12]}…" if info.get("sha256") else "",
+                 f"OSM {info['osm_timestamp']}" if info.get("osm_timestamp") else "",
+                 str(info.get("crs") or "")]
+        return f"路网 network ({status}; {', '.join(e for e in extra if e)})"
+    return f"{key} ({status})"
 
 
 def _met_zh(met: bool | None) -> str:
@@ -362,6 +439,8 @@ def summary_markdown(result: AuditResult, *, top: int = 30) -> str:
     lines = [f"# {s['title']}", ""]
     if s["synthetic_data_notice"]:
         lines += [f"> **{s['synthetic_data_notice']}**", ""]
+    lines += ["输入数据 / inputs used: " + "; ".join(
+        _input_line(k, v) for k, v in s["inputs"].items()) + "。", ""]
     lines += [f"规划依据 / plan: {_plan_line(result.plan)}。村(社区)达标条件:服务人群中"
               f"阈值时间内可达的比例 ≥ {100 * result.settings.min_share:.0f}% / a unit passes when "
               f"≥ {100 * result.settings.min_share:.0f}% of its residents (of the demand group) "
@@ -450,7 +529,6 @@ def run_record(result: AuditResult, *, parameters: Mapping[str, Any] | None = No
             continue
         src = layer["source"].astype(str).value_counts().to_dict() if "source" in layer else {}
         layers[sid] = {"rows": len(layer), "by_source": src}
-    net = result.net
     return _clean({
         "package": {"name": "qyx_geo", "version": __version__},
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -465,9 +543,8 @@ def run_record(result: AuditResult, *, parameters: Mapping[str, Any] | None = No
             "data_dir": getattr(ds, "data_dir", None),
             "provenance": {k: dict(v) for k, v in (getattr(ds, "provenance", None) or {}).items()},
             "facility_layers_used": layers,
-            "network": None if net is None else {"nodes": net.n_nodes, "edges": net.n_edges,
-                                                 "crs": net.crs,
-                                                 "path": getattr(ds, "network_path", None)},
+            "network": inputs_used(result).get("network"),
+            "inputs": inputs_used(result),
             "region": ds.region.to_dict() if getattr(ds, "region", None) is not None else None,
             "targets": _plan_dict(result.plan),
             "synthetic_data_notice": synthetic_notice(result),

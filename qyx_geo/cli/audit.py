@@ -99,7 +99,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--network", type=Path, default=None, metavar="FILE",
                    help="路网文件(默认数据目录中的路网)/ street network file (.osm, .osm.pbf, "
                         ".osm.bz2, .graphml)")
+    add_crs_option(p)
     p.set_defaults(func=_run)
+
+
+def metric_crs_arg(text: str) -> str:
+    """Argparse type: a projected CRS in metres, as ``AUTH:CODE``."""
+    from qyx_geo._errors import QyxGeoError
+    from qyx_geo.crs import validate_metric_crs
+
+    try:
+        return validate_metric_crs(text, name="--crs")
+    except QyxGeoError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_crs_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--crs`` (metric CRS for snapping, surfaces, isochrones) to a command."""
+    p.add_argument("--crs", type=metric_crs_arg, default=None, metavar="EPSG:XXXX",
+                   help="投影坐标系(米),默认:区域包所定,否则路网中心所在的 CGCS2000 3度带(中国)或 "
+                        "UTM 带 / metric CRS for all distance work (default: the region pack's, "
+                        "else the local CGCS2000 3-degree GK zone in China or UTM elsewhere)")
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -431,7 +451,8 @@ def _audit(args: argparse.Namespace) -> int:
                               isochrone_method=args.isochrones,
                               print_paper=args.print_paper, parameters=parameters,
                               timings_s=timings, progress=advance, plan=plan,
-                              standards=standards, standard_unit_kinds=tier_units)
+                              standards=standards, standard_unit_kinds=tier_units,
+                              crs=args.crs)
     finally:
         close()
     result, written, timings = run.result, run.written, run.timings_s

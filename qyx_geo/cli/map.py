@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_region_option(p)
     p.add_argument("--network", default=None,
                    help="路网文件 / street network file (default: the dataset's network)")
+    from qyx_geo.cli.audit import add_crs_option
+
+    add_crs_option(p)
     p.set_defaults(func=run)
 
 
@@ -84,7 +87,8 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     from qyx_geo.pipeline import dataset_network
 
     ds = load_dataset(region=args.region)
-    net, roads = dataset_network(ds, args.network, need_roads=True)  # cached arrays and main roads
+    # cached arrays and main roads
+    net, roads = dataset_network(ds, args.network, need_roads=True, crs=args.crs)
     result = run_audit(ds, year=args.year, services=[args.service] if args.service else None,
                        network=net, townships=[args.township] if args.township else None)
     if args.service is None:

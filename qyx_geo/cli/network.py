@@ -26,9 +26,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="加载 .osm / .osm.bz2 / .osm.pbf / .graphml 文件，或 default（内置合成路网）"
                     " / load a file, or 'default' for the embedded synthetic network.")
     load.add_argument("file", metavar="FILE", help="路网文件或 default / network file or 'default'")
-    load.add_argument("--clip", nargs=4, type=float, metavar=("W", "S", "E", "N"),
-                      help="只保留此经纬度范围内的路网（适合大区域 .pbf）/ keep only the network "
-                           "inside this WGS84 bbox (for country-size extracts)")
+    load.add_argument("--clip", nargs="+", metavar="W S E N | FILE",
+                      help="只保留此范围内的路网（适合省级 .pbf，流式读取）：经纬度范围 "
+                           "西 南 东 北，或多边形文件（GeoJSON/GPKG）/ keep only the network "
+                           "inside this WGS84 bbox (west south east north) or polygon file "
+                           "(GeoJSON/GPKG); a "
+                           "province-size .pbf is streamed")
+    from qyx_geo.cli.audit import add_crs_option
+
+    add_crs_option(load)
     _common(load)
     load.set_defaults(func=_load)
 
@@ -76,6 +82,12 @@ def _print_summary(summary: dict[str, Any], seconds: float, *, as_json: bool) ->
     print(f"  类型 type: {summary['network_type']}   数据 data: {kind}   CRS: {summary['crs']}")
     print(f"  节点 nodes: {summary['nodes']:,}   边 edges: {summary['edges']:,}   "
           f"道路长度 street length: {summary['street_length_km']:,.1f} km")
+    if summary.get("ways_cut") or summary.get("ways_dropped"):
+        print(f"  裁剪 clipped: {summary['ways_cut']:,} 条道路在缺失节点处截断 ways cut, "
+              f"{summary['ways_dropped']:,} 条舍弃 dropped (节点缺失或在范围外 / nodes "
+              "missing or outside --clip)")
+    if summary.get("osm_timestamp"):
+        print(f"  OSM 时间 timestamp: {summary['osm_timestamp']}")
     print(f"  用时 time: {seconds:.1f} s")
 
 
@@ -84,9 +96,37 @@ def _load(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     G = load_network(args.file, network_type=args.network_type, cache=args.cache,  # noqa: N806
-                     clip=tuple(args.clip) if args.clip else None)
+                     clip=_clip(args.clip), crs=args.crs)
     _print_summary(network_summary(G), time.perf_counter() - t0, as_json=args.json)
     return 0
+
+
+def _clip(values: list[str] | None) -> Any:
+    """Return ``--clip`` as a bbox tuple or the union of a polygon file's shapes (WGS84)."""
+    from qyx_geo._errors import SettingsError
+
+    if not values:
+        return None
+    if len(values) == 4:
+        try:
+            return tuple(float(v) for v in values)
+        except ValueError:
+            pass
+    if len(values) != 1:
+        msg = (f"--clip takes four numbers (west south east north) or one polygon file; got "
+               f"{' '.join(values)!r}")
+        raise SettingsError(msg)
+    import geopandas as gpd
+    import pyogrio
+
+    try:
+        shapes = gpd.read_file(values[0], engine="pyogrio")
+    except (OSError, pyogrio.errors.DataSourceError) as err:
+        msg = f"--clip {values[0]!r}: not a readable polygon file ({err}); use GeoJSON or GPKG"
+        raise SettingsError(msg) from err
+    if shapes.crs is not None:
+        shapes = shapes.to_crs("EPSG:4326")
+    return shapes.union_all()
 
 
 def _fetch(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import logging
 import os
 import socket
@@ -44,6 +45,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import networkx as nx
+import numpy as np
 import osmnx as ox
 import pyproj
 from shapely.geometry import box
@@ -136,8 +138,23 @@ def _cached(label: str, key: str, build: Callable[[], nx.MultiDiGraph], *,
         decode=_decode, use_cache=use_cache,
         meta=lambda G: {"source": G.graph.get("qyx_source", ""),
                         "network_type": G.graph.get("network_type"),
-                        "nodes": len(G), "edges": G.number_of_edges()})
+                        "nodes": len(G), "edges": G.number_of_edges(),
+                        "crs": str(G.graph.get("crs"))})
     return G
+
+
+def _cached_crs(label: str, key: str) -> str | None:
+    """Return the CRS recorded in the header of a cached network, if that entry exists."""
+    path = _cache.entry_path(_CACHE_SUBDIR, label, key)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(_cache.from_text(z["__qyx_cache__"]))
+    except Exception:  # a damaged entry: the load rebuilds it
+        return None
+    crs = (header.get("meta") or {}).get("crs")
+    return str(crs) if crs else None
 
 
 def _decode(arrays: dict[str, Any]) -> nx.MultiDiGraph:
@@ -266,10 +283,15 @@ def file_cache_key(path: str | os.PathLike[str], *, network_type: str = "walk",
     roads) build their keys from this one, so one change of the file or of any version
     invalidates them all.
     """
-    return _cache_key({"sha256": sha256 or _cache.file_sha256(path),
-                       "network_type": network_type, "simplify": simplify,
-                       "retain_all": retain_all, "clip": clip.wkt if clip is not None else None,
-                       "crs": crs})
+    base = {"sha256": sha256 or _cache.file_sha256(path), "network_type": network_type,
+            "simplify": simplify, "retain_all": retain_all,
+            "clip": clip.wkt if clip is not None else None}
+    local = _cache_key({**base, "crs": None})
+    if crs is None or _cached_crs(Path(path).name, local) == crs:
+        # asking for the CRS the network gets anyway (a region pack naming its local zone)
+        # shares the entry, and everything derived from it, instead of building it twice
+        return local
+    return _cache_key({**base, "crs": crs})
 
 
 def _bbox_polygon(bbox: tuple[float, ...] | list[float], *, name: str) -> BaseGeometry:
@@ -442,6 +464,8 @@ def network_summary(G: nx.MultiDiGraph) -> dict[str, Any]:
         "street_length_km": round(total_m / 1000.0, 1),
         "synthetic": bool(G.graph.get("synthetic", False)), "crs": G.graph.get("crs"),
         "network_type": G.graph.get("network_type"), "source": G.graph.get("qyx_source"),
+        "sha256": G.graph.get("source_sha256"), "osm_timestamp": G.graph.get("osm_timestamp"),
+        "ways_cut": G.graph.get("ways_cut", 0), "ways_dropped": G.graph.get("ways_dropped", 0),
     }
 
 
