@@ -33,7 +33,7 @@ from qyx_geo._errors import (
     OutsideCountyError,
     UnknownCodeError,
 )
-from qyx_geo.schema import METRIC_CRS, WGS84
+from qyx_geo.schema import WGS84
 
 __all__ = [
     "COLUMN_ALIASES",
@@ -460,7 +460,9 @@ def _outline_zone(outline: BaseGeometry, tolerance_m: float) -> BaseGeometry:
     key = (shapely.to_wkb(outline), float(tolerance_m))
     zone = _ZONE_CACHE.get(key)
     if zone is None:
-        metric = gpd.GeoSeries([outline], crs=WGS84).to_crs(METRIC_CRS)
+        from qyx_geo.crs import metric_crs_for
+
+        metric = gpd.GeoSeries([outline], crs=WGS84).to_crs(metric_crs_for(outline))
         zone = metric.buffer(tolerance_m).to_crs(WGS84).iloc[0]
         shapely.prepare(zone)
         _ZONE_CACHE.clear()

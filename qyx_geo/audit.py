@@ -33,10 +33,10 @@ from qyx_geo import _cache
 from qyx_geo._errors import (
     ColumnError,
     DataFileError,
-    NetworkError,
     NoTargetError,
     SettingsError,
 )
+from qyx_geo._served import check_network_serves, with_network_provenance
 from qyx_geo._validate import township_code
 from qyx_geo.checks import CheckResult, facility_checks
 from qyx_geo.coverage import (
@@ -451,7 +451,7 @@ def run_audit(
     timings["total"] = time.perf_counter() - total_start
     log.info("audit of %d services for %d units in %.2f s", len(svcs), len(units),
              timings["total"])
-    audited = _with_layers(dataset, facilities)
+    audited = with_network_provenance(_with_layers(dataset, facilities), net)
     result = AuditResult(year=year, settings=settings, services=results, dataset=audited,
                          timings_s=timings, net=net, township_codes=codes, plan=plan_used,
                          warnings=warnings)
@@ -479,51 +479,6 @@ def _unused_thresholds(settings: Settings, services: list[Service]) -> tuple[str
             log.warning("%s", text)
             out.append(text)
     return tuple(out)
-
-
-#: Share of residents (by population) or facilities beyond the snap limit above which the
-#: network is taken not to serve the region: an error, not a result of "0 units pass".
-NOT_SERVED_SHARE = 0.5
-
-
-def _wgs84_box(xmin: float, ymin: float, xmax: float, ymax: float, crs: str) -> str:
-    import pyproj
-
-    if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
-        return "(none)"
-    w, s, e, n = pyproj.Transformer.from_crs(crs, WGS84, always_xy=True).transform_bounds(
-        xmin, ymin, xmax, ymax)
-    return f"({w:.4f}, {s:.4f}, {e:.4f}, {n:.4f})"
-
-
-def check_network_serves(net: NetworkArrays, points: gpd.GeoDataFrame, snapped: pd.DataFrame,
-                         *, what: str, settings: Settings) -> None:
-    """Raise :class:`NetworkError` when most ``points`` lie beyond the snap limit of ``net``.
-
-    Residents are weighed by ``pop`` when the column exists. The message gives the counts and
-    both boxes (west, south, east, north in WGS84), so a network of another place, a clip that
-    misses the county or a wrong CRS is seen at once.
-    """
-    far = snapped["too_far"].to_numpy(dtype=bool)
-    if not len(far) or not far.any():
-        return
-    weights = (pd.to_numeric(points["pop"], errors="coerce").fillna(0).to_numpy(dtype=float)
-               if "pop" in points.columns else np.ones(len(far)))
-    total = float(weights.sum())
-    if total <= 0 or float(weights[far].sum()) / total <= NOT_SERVED_SHARE:
-        return
-    pts = points.to_crs(WGS84) if points.crs is not None else points
-    pw, ps, pe, pn = (float(v) for v in pts.total_bounds)
-    counted = (f"{int(weights[far].sum()):,} of {int(total):,} {what}" if "pop" in points
-               else f"{int(far.sum()):,} of {len(far):,} {what}")
-    net_box = _wgs84_box(float(net.x.min()), float(net.y.min()), float(net.x.max()),
-                         float(net.y.max()), net.crs)
-    msg = (f"路网未覆盖本区域 / the street network does not serve this region: {counted} lie "
-           f"more than {settings.max_snap_m:g} m from any street of it; network bbox {net_box}"
-           f", region bbox ({pw:.4f}, {ps:.4f}, {pe:.4f}, {pn:.4f}) (west, south, east, north, "
-           "WGS84). Use a network that covers the region (e.g. `qyx network load FILE --clip "
-           "W S E N` on a larger extract) or check the points' coordinates")
-    raise NetworkError(msg)
 
 
 def _with_layers(dataset: Any, facilities: Mapping[str, gpd.GeoDataFrame] | None) -> Any:

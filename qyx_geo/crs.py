@@ -59,6 +59,7 @@ __all__ = [
     "in_china",
     "local_metric_crs",
     "metric_crs_for",
+    "metric_crs_of",
     "to_wgs84",
     "transform_geometry",
     "validate_metric_crs",
@@ -470,6 +471,8 @@ def transform_geometry(geometry: _T, *, src: CrsName, dst: CrsName) -> _T:
 #: EPSG code of CGCS2000 / 3-degree Gauss-Krüger CM 75°E; the zones up to CM 135°E follow in
 #: steps of one code per 3° (EPSG:4534 … EPSG:4554; CM 120°E is EPSG:4549).
 _GK3_FIRST_EPSG, _GK3_FIRST_CM, _GK3_LAST_CM = 4534, 75, 135
+#: For data without extent (empty frames), where the choice cannot matter.
+_FALLBACK_METRIC = "EPSG:4549"
 
 
 def local_metric_crs(lon: float, lat: float) -> str:
@@ -547,3 +550,21 @@ def validate_metric_crs(crs: object, *, name: str = "crs") -> str:
         raise CoordinateError(msg)
     auth = parsed.to_authority()
     return f"{auth[0]}:{auth[1]}" if auth else parsed.to_wkt()
+
+
+def metric_crs_of(data: Any) -> str:
+    """Return the local metric CRS of a GeoDataFrame/GeoSeries (its own CRS if projected).
+
+    For work that needs metres on data given in degrees — buffers, simplification, labels —
+    wherever the data are: Cixi's layers get EPSG:4549, Helsinki's UTM 35N.
+    """
+    crs = getattr(data, "crs", None)
+    if crs is not None and pyproj.CRS.from_user_input(crs).is_projected:
+        units = {ax.unit_name for ax in pyproj.CRS.from_user_input(crs).axis_info}
+        if units <= {"metre"}:
+            return str(crs.to_string() if hasattr(crs, "to_string") else crs)
+    wgs = data.to_crs("EPSG:4326") if crs is not None else data
+    bounds = tuple(float(v) for v in wgs.total_bounds)
+    if not all(np.isfinite(bounds)):  # empty or all-empty geometries: any metric CRS will do
+        return _FALLBACK_METRIC
+    return metric_crs_for(bounds)  # type: ignore[arg-type]

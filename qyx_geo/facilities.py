@@ -35,7 +35,8 @@ from qyx_geo._validate import (
     read_vector,
     require_columns,
 )
-from qyx_geo.schema import FACILITY_COLUMNS, FACILITY_LAYERS, METRIC_CRS, SOURCES, WGS84
+from qyx_geo.crs import metric_crs_of
+from qyx_geo.schema import FACILITY_COLUMNS, FACILITY_LAYERS, SOURCES, WGS84
 from qyx_geo.services import load_registry, service_ids
 from qyx_geo.units import load_outline, load_units
 
@@ -86,11 +87,12 @@ def assign_unit_codes(points: gpd.GeoDataFrame | gpd.GeoSeries, units: gpd.GeoDa
     geoms = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
     if geoms.crs is None:
         geoms = geoms.set_crs(WGS84)
-    left = gpd.GeoDataFrame({"_pos": np.arange(len(geoms))}, geometry=geoms.to_crs(METRIC_CRS)
-                            .to_numpy(), crs=METRIC_CRS)
+    metric = metric_crs_of(units)
+    left = gpd.GeoDataFrame({"_pos": np.arange(len(geoms))}, geometry=geoms.to_crs(metric)
+                            .to_numpy(), crs=metric)
     right = gpd.GeoDataFrame({"_code": units.index.astype(str),
                               "_town": units["township_code"].astype(str).to_numpy()},
-                             geometry=units.to_crs(METRIC_CRS).geometry.to_numpy(), crs=METRIC_CRS)
+                             geometry=units.to_crs(metric).geometry.to_numpy(), crs=metric)
     hit = gpd.sjoin(left, right, how="left", predicate="within")
     hit = hit.sort_values("_pos", kind="stable").drop_duplicates("_pos")
     code = hit["_code"].to_numpy(dtype=object)

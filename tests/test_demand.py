@@ -112,3 +112,15 @@ def test_not_osm(tmp_path: Path) -> None:
     bad.write_text("a,b\n", encoding="utf-8")
     with pytest.raises(DataFileError, match=r"x\.csv"):
         demand_from_buildings(bad, population=10)
+
+
+def test_cli_from_buildings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qyx_geo.cli import main
+
+    out = tmp_path / "out"
+    assert main(["demand", "from-buildings", str(KYMENLAAKSO), "--population", "4000",
+                 "--out", str(out)]) == 0
+    assert "4,000" in capsys.readouterr().out
+    assert int(pd.read_csv(out / "demand.csv")["pop"].sum()) == 4000
+    assert main(["demand", "from-buildings", str(KYMENLAAKSO), "--population", "-5",
+                 "--out", str(out)]) == 2

@@ -20,7 +20,8 @@ from qyx_geo._errors import QyxGeoError
 __all__ = ["build_parser", "main", "os_error_message"]
 
 #: Sub-command modules, in the order ``qyx --help`` lists them.
-COMMANDS = ("info", "audit", "batch", "map", "targets", "network", "facilities", "site", "region")
+COMMANDS = ("info", "audit", "batch", "map", "targets", "network", "facilities", "demand", "site",
+            "region")
 
 
 def build_parser() -> argparse.ArgumentParser:

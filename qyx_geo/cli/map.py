@@ -72,10 +72,12 @@ def _near_facilities(facilities: Any, townships: Any, code: str, reach_m: float)
     Network distance is never shorter than the straight line, so no other facility can reach
     the township within the largest tier: the isochrones of these are exact there.
     """
-    from qyx_geo.schema import METRIC_CRS
+    from qyx_geo.crs import metric_crs_of
 
-    area = townships.loc[[code]].to_crs(METRIC_CRS).buffer(reach_m).iloc[0]
-    return facilities[facilities.to_crs(METRIC_CRS).intersects(area)]
+    town = townships.loc[[code]]
+    metric = metric_crs_of(town)
+    area = town.to_crs(metric).buffer(reach_m).iloc[0]
+    return facilities[facilities.to_crs(metric).intersects(area)]
 
 
 def build(args: argparse.Namespace) -> tuple[Any, Any]:

@@ -37,6 +37,7 @@ import pandas as pd
 from qyx_geo import _io
 from qyx_geo._errors import ColumnError, SettingsError
 from qyx_geo._validate import township_code
+from qyx_geo.crs import metric_crs_of
 from qyx_geo.maps._offline import AssetMode, escape_text, external_urls, render_offline_html
 from qyx_geo.maps._parts import (
     GAODE_URL,
@@ -62,7 +63,7 @@ from qyx_geo.maps._parts import (
 )
 from qyx_geo.maps._standards import standard_tier_map, tiers_layer
 from qyx_geo.maps._surface import surface_layer
-from qyx_geo.schema import METRIC_CRS, WGS84
+from qyx_geo.schema import WGS84
 from qyx_geo.services import get_service
 
 if TYPE_CHECKING:
@@ -144,12 +145,13 @@ def main_roads(network: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         return gpd.GeoDataFrame({"highway": []}, geometry=[], crs=WGS84)
     import shapely
 
-    metric = chosen.to_crs(METRIC_CRS)
+    metric_crs = metric_crs_of(chosen)
+    metric = chosen.to_crs(metric_crs)
     rows = []
     for highway, group in metric.groupby("highway", sort=False):
         merged = shapely.line_merge(shapely.union_all(group.geometry.to_numpy()))
         rows.append({"highway": highway, "geometry": merged.simplify(simplify_m)})
-    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=METRIC_CRS).explode(ignore_index=True)
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=metric_crs).explode(ignore_index=True)
     out["rank"] = out["highway"].map(keep.index)
     return out.sort_values("rank", ascending=False).drop(columns="rank").to_crs(WGS84)
 
@@ -274,7 +276,8 @@ def service_map(service_audit: Any, dataset: Any, *,
     area = area_m = None
     if code is not None:
         units = units[units["township_code"].astype(str) == code]
-        near = dataset.townships.loc[[code]].to_crs(METRIC_CRS).buffer(1500)
+        town = dataset.townships.loc[[code]]
+        near = town.to_crs(metric_crs_of(town)).buffer(1500)
         area_m, area = near.iloc[0], near.to_crs(WGS84).iloc[0]
     m = folium.Map(tiles=None, control_scale=True, zoom_snap=0.25, zoom_delta=0.5)
     tile_layers = add_basemap(m, dataset, roads=None if roads is None else main_roads(roads),

@@ -21,6 +21,7 @@ import pandas as pd
 import shapely
 
 from qyx_geo._validate import require_columns
+from qyx_geo.crs import metric_crs_of
 from qyx_geo.maps._offline import (
     GAODE_URL,
     OSM_URL,
@@ -30,7 +31,7 @@ from qyx_geo.maps._offline import (
     gcj02_offset_grid,
     gcj02_shift_element,
 )
-from qyx_geo.schema import METRIC_CRS, WGS84
+from qyx_geo.schema import WGS84
 
 if TYPE_CHECKING:
     import folium
@@ -117,7 +118,7 @@ def display_frame(frame: gpd.GeoDataFrame, *, tolerance_m: float) -> gpd.GeoData
         frame = frame.set_crs(WGS84)
     geoms = frame.geometry
     if tolerance_m > 0:
-        geoms = geoms.to_crs(METRIC_CRS).simplify(tolerance_m, preserve_topology=True)
+        geoms = geoms.to_crs(metric_crs_of(geoms)).simplify(tolerance_m, preserve_topology=True)
     geoms = geoms.to_crs(WGS84)
     rounded = shapely.transform(geoms.to_numpy(), lambda xy: np.round(xy, COORD_DECIMALS))
     out = gpd.GeoDataFrame(frame.drop(columns=frame.geometry.name), geometry=rounded, crs=WGS84)
@@ -154,6 +155,9 @@ def synthetic_layers(dataset: Any, *, facilities: pd.DataFrame | None,
         found.append("村社边界 village/community boundaries")
     if _is_synthetic(getattr(dataset, "townships", None), ("geometry_source",)):
         found.append("镇街边界 township boundaries")
+    network = (getattr(dataset, "provenance", None) or {}).get("network", {})
+    if str(network.get("status")) == "synthetic":  # the network the audit ran on
+        found.append("路网 street network")
     return found
 
 
@@ -227,10 +231,10 @@ def _township_layer(m: folium.Map, townships: gpd.GeoDataFrame, township: str | 
         "fill": False, "color": "#222222" if f["properties"]["_sel"] else "#555555",
         "weight": 3.0 if f["properties"]["_sel"] else 1.4, "dashArray": "6 4"},
         interactive=False).add_to(group)
-    metric = townships.to_crs(METRIC_CRS)
+    metric = townships.to_crs(metric_crs_of(townships))
     spots = gpd.GeoSeries([shapely.ops.polylabel(g, tolerance=50.0) if g.geom_type == "Polygon"
                            else g.representative_point() for g in metric.geometry],
-                          crs=METRIC_CRS).to_crs(WGS84)
+                          crs=metric.crs).to_crs(WGS84)
     for name, pt in zip(townships["name"], spots, strict=True):
         label = escape_text(name)
         folium.Marker([round(pt.y, COORD_DECIMALS), round(pt.x, COORD_DECIMALS)],
@@ -449,7 +453,7 @@ def isochrone_layers(m: folium.Map, isochrones: gpd.GeoDataFrame, service: Any, 
     import shapely
 
     required_columns(isochrones, ("minutes",), "The isochrones GeoDataFrame")
-    iso = isochrones.to_crs(METRIC_CRS)
+    iso = isochrones.to_crs(metric_crs_of(isochrones))
     if area_m is not None:
         iso = iso.clip(area_m)
     tiers = sorted({float(v) for v in iso["minutes"]}, reverse=True)
@@ -463,7 +467,7 @@ def isochrone_layers(m: folium.Map, isochrones: gpd.GeoDataFrame, service: Any, 
         geom = display_isochrone(geom, min_hole_m2=ISOCHRONE_MIN_HOLE_M2,
                                   tolerance_m=ISOCHRONE_TOLERANCE_M)
         colour = TIER_COLOURS[min(len(tiers) - 1 - i, len(TIER_COLOURS) - 1)]
-        frame = display_frame(gpd.GeoDataFrame(geometry=[geom], crs=METRIC_CRS), tolerance_m=0.0)
+        frame = display_frame(gpd.GeoDataFrame(geometry=[geom], crs=iso.crs), tolerance_m=0.0)
         name = f"{minutes:g}分钟可达范围 {service.label_en} within {minutes:g} min"
         group = folium.FeatureGroup(name=escape_text(name), show=True)
         folium.GeoJson(feature_collection(frame), style_function=lambda f, c=colour: {

@@ -31,8 +31,9 @@ from qyx_geo._errors import (
 )
 from qyx_geo._outputs import output_set
 from qyx_geo._tables import safe_table, write_csv
+from qyx_geo.crs import metric_crs_of
 from qyx_geo.engine import NetworkArrays, snap_points
-from qyx_geo.schema import FACILITY_COLUMNS, METRIC_CRS, WGS84
+from qyx_geo.schema import FACILITY_COLUMNS, WGS84
 from qyx_geo.services import Service
 from qyx_geo.settings import MODES, Settings
 
@@ -229,7 +230,7 @@ def read_candidates(candidates: gpd.GeoDataFrame | str | Path) -> gpd.GeoDataFra
     else:
         gdf["cost"] = 1.0
     gdf["name"] = gdf["name"].fillna("").astype(str) if "name" in gdf.columns else ""
-    return gdf[["name", "cost", "geometry"]].to_crs(METRIC_CRS)
+    return gdf[["name", "cost", "geometry"]].to_crs(metric_crs_of(gdf))
 
 
 def locate(sites: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -240,8 +241,9 @@ def locate(sites: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> pd.DataFrame:
         return out
     poly = units[["name", "township_code", "township_name", "geometry"]].copy()
     poly["unit_code"] = poly.index.astype(str)
-    poly = poly.reset_index(drop=True).to_crs(METRIC_CRS)
-    pts = sites[["geometry"]].to_crs(METRIC_CRS)
+    metric = metric_crs_of(poly)
+    poly = poly.reset_index(drop=True).to_crs(metric)
+    pts = sites[["geometry"]].to_crs(metric)
     joined = gpd.sjoin_nearest(pts, poly, how="left")
     joined = joined[~joined.index.duplicated(keep="first")]
     out["unit_code"] = joined["unit_code"]
