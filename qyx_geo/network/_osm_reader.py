@@ -4,10 +4,9 @@ One pass of pyosmium (libosmium, C++) over the file; node locations go into libo
 index, so memory grows with the file's nodes at a few bytes each, not with Python objects, and
 only ``highway`` ways (every osmnx network filter requires the key) reach Python. The graph is
 then built exactly as ``osmnx.graph_from_xml`` builds it — the same node and path dicts
-(``osmnx.graph._convert_node``/``_convert_path`` semantics: consecutive duplicate nodes
-dropped, ``settings.useful_tags_*`` kept), osmnx's own ``_add_paths`` (one-way and reversed
-handling) and ``distance.add_edge_lengths`` — so a reference-complete file gives the same
-graph as osmnx.
+(consecutive duplicate nodes dropped, ``settings.useful_tags_*`` kept), osmnx's one-way and
+``reversed`` rules and its ``distance.great_circle`` lengths — so a reference-complete file gives
+the same graph as osmnx (tested, node and edge order included).
 
 Unlike ``graph_from_xml``, it accepts clipped extracts: a way whose nodes are not all in the
 file (or not inside ``clip``) is cut where they are missing and the pieces with at least two
@@ -212,6 +211,20 @@ def _header_timestamp(path: Path) -> str:
         return ""
 
 
+# osmnx 2.1's one-way rules (graph._is_path_one_way / _is_path_reversed, MIT), restated so that
+# no private osmnx name is imported; test_real_osm compares the graphs with graph_from_xml's.
+_ONEWAY_VALUES = {"yes", "true", "1", "-1", "reverse", "T", "F"}
+_REVERSED_VALUES = {"-1", "reverse", "T"}
+
+
+def _is_one_way(path: Mapping[str, Any], *, bidirectional: bool) -> bool:
+    if ox.settings.all_oneway:
+        return True
+    if bidirectional:  # walking: a one-way street is walked both ways
+        return False
+    return path.get("oneway") in _ONEWAY_VALUES or path.get("junction") == "roundabout"
+
+
 def _build(paths: list[dict[str, Any]], coords: Mapping[int, tuple[float, float]],
            tagged_nodes: Mapping[int, dict[str, str]], bidirectional: bool) -> nx.MultiDiGraph:
     """Build the graph as ``osmnx.graph._create_graph`` does, in one bulk insert.
@@ -220,16 +233,13 @@ def _build(paths: list[dict[str, Any]], coords: Mapping[int, tuple[float, float]
     same order and keys (osmnx ``_add_paths``: forward edges of a path, then its reverse when
     it is not one-way), same ``oneway``/``reversed``/``length`` (osmnx ``great_circle``).
     """
-    oneway_values = {"yes", "true", "1", "-1", "reverse", "T", "F"}
-    reversed_values = {"-1", "reverse", "T"}
-    is_one_way, is_reversed = ox.graph._is_path_one_way, ox.graph._is_path_reversed
     us: list[int] = []
     vs: list[int] = []
     attrs: list[dict[str, Any]] = []
     for path in paths:
         nodes = path.pop("nodes")
-        one_way = is_one_way(path, bidirectional, oneway_values)
-        if one_way and is_reversed(path, reversed_values):
+        one_way = _is_one_way(path, bidirectional=bidirectional)
+        if one_way and path.get("oneway") in _REVERSED_VALUES:
             nodes.reverse()
         if not ox.settings.all_oneway:
             path["oneway"] = one_way
