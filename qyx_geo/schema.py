@@ -1,8 +1,9 @@
 """Column names and CRS constants of the data model, shared by every stage.
 
 Keys: villages/communities by their 12-digit official code (``str``), townships by the 9-digit
-code. On disk layers are WGS84 (EPSG:4326); all metric work happens in CGCS2000 / 3-degree
-Gauss-Kruger CM 120E (EPSG:4549).
+code. On disk layers are WGS84 (EPSG:4326). Metric work happens in the network's local CRS
+(:func:`qyx_geo.crs.local_metric_crs`); for Cixi that is CGCS2000 / 3-degree Gauss-Kruger CM
+120E, :data:`METRIC_CRS` (EPSG:4549), which the synthetic generators use.
 """
 
 from __future__ import annotations
