@@ -80,8 +80,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     osm.add_argument("file", type=Path, metavar="FILE",
                      help="OSM 数据 / OSM extract (.osm, .osm.bz2, .osm.pbf)")
-    osm.add_argument("--layer", required=True, choices=FACILITY_LAYERS,
-                     help="设施图层 / facility layer")
+    from qyx_geo.osm_features import LAYER_TAGS
+
+    osm.add_argument("--layer", required=True, choices=tuple(LAYER_TAGS),
+                     help="设施图层(有 OSM 标签表的)/ facility layer (those with an OSM tag table)")
     osm.add_argument("--duplicates", choices=("reject", "keep"), default="reject",
                      help="重复对象(同名且相距 50 m 内)拒绝或保留 / reject or keep duplicates")
     osm.add_argument("--out", type=Path, required=True, metavar="DIR",
