@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from qyx_geo import _io
 from qyx_geo._errors import DataFileError, SettingsError
+from qyx_geo._outputs import output_set
 from qyx_geo._tables import write_csv
 from qyx_geo.crs import metric_crs_for, validate_metric_crs
 from qyx_geo.osm_features import TagRule, scan_features
@@ -368,15 +368,14 @@ def _finish(pts: gpd.GeoDataFrame, units: gpd.GeoDataFrame | None, share_0_3: fl
 
 
 def write_demand(result: DemandResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``demand.csv``, the per-unit report and a summary into ``out_dir``, atomically.
+    """Write ``demand.csv``, the per-unit report and a summary into ``out_dir``, as one set.
 
     ``demand.csv`` has the dataset's columns plus ``method``, ``osm_id``, ``floor_area_m2``;
-    ``demand_units.csv`` one row per unit; ``demand_summary.json`` counts and method.
+    ``demand_units.csv`` one row per unit; ``demand_summary.json`` counts and method. The three
+    files are staged and committed together (:mod:`qyx_geo._outputs`, set ``demand``): a failed
+    write never leaves a new layer beside an old report.
     """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        msg = f"out_dir {str(out)!r} exists and is not a folder; choose another output folder"
-        raise DataFileError(msg)
     pts = result.points
     table = pd.DataFrame({"id": pts.index, **{c: pts[c].to_numpy() for c in DEMAND_COLUMNS[:-2]},
                           "lon": pts.geometry.x.round(7).to_numpy(),
@@ -384,12 +383,13 @@ def write_demand(result: DemandResult, out_dir: str | Path) -> dict[str, Path]:
                           "source": pts["source"].to_numpy(), "method": pts["method"].to_numpy(),
                           "osm_id": pts["osm_id"].to_numpy(),
                           "floor_area_m2": pts["floor_area_m2"].to_numpy()})
-    paths = {"demand": out / "demand.csv", "units": out / "demand_units.csv",
-             "summary": out / "demand_summary.json"}
-    _io.write_with(paths["demand"], lambda p: table.to_csv(p, index=False, encoding="utf-8"))
-    # demand.csv is a data layer the loaders read back (ids, codes, numbers); the per-unit
-    # report is for people and spreadsheets: its text cells are guarded against formulas
-    _io.write_with(paths["units"], lambda p: write_csv(result.units, p))
-    _io.atomic_write_text(paths["summary"],
-                          json.dumps(result.summary(), ensure_ascii=False, indent=2) + "\n")
-    return paths
+    names = {"demand": "demand.csv", "units": "demand_units.csv",
+             "summary": "demand_summary.json"}
+    with output_set(out, "demand") as staged:
+        table.to_csv(staged.path(names["demand"]), index=False, encoding="utf-8")
+        # demand.csv is a data layer the loaders read back (ids, codes, numbers); the per-unit
+        # report is for people and spreadsheets: its text cells are guarded against formulas
+        write_csv(result.units, staged.path(names["units"]))
+        staged.path(names["summary"]).write_text(
+            json.dumps(result.summary(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return {key: out / name for key, name in names.items()}

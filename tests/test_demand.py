@@ -56,7 +56,8 @@ def test_total_kept_and_spread_by_floor_area(gdal_buildings: gpd.GeoDataFrame) -
     assert c["excluded_broken_geometry"] > 0  # the extract is clipped: some outlines are cut
 
 
-def test_population_per_unit_and_street_fallback(tmp_path: Path) -> None:
+def test_population_per_unit_and_street_fallback(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     units = gpd.GeoDataFrame(
         {"name": ["A", "B", "C"], "township_code": ["t1", "t1", "t2"]},
         geometry=[shapely.box(26.93, 60.52, 26.95, 60.53), shapely.box(26.95, 60.52, 26.97, 60.53),
@@ -81,6 +82,17 @@ def test_population_per_unit_and_street_fallback(tmp_path: Path) -> None:
 
     evil = dataclasses.replace(result, units=result.units.rename(index={"a": "=a"}))
     assert_csv_safe(write_demand(evil, tmp_path / "evil")["units"], expect=("=a",))
+    # the three files are one set: a failure after demand.csv leaves the previous three
+    before = {p.name: p.read_bytes() for p in paths.values()}
+    import qyx_geo.demand
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(qyx_geo.demand, "write_csv", full)
+    with pytest.raises(OSError, match="No space"):
+        write_demand(evil, tmp_path / "out")
+    assert {p.name: p.read_bytes() for p in paths.values()} == before
 
 
 def test_streets_where_no_buildings(tmp_path: Path) -> None:
