@@ -128,6 +128,7 @@ def _record(outcomes: Sequence[RegionOutcome], options: BatchOptions) -> dict[st
         regions.append({"region_id": o.region_id, "code": o.code, "name": o.name,
                         "pack": o.pack, "out_dir": o.out_dir, "status": o.status,
                         "error": o.error, "key": o.key, "seconds": round(o.seconds, 2),
+                        "cpu_seconds": None if o.cpu_seconds is None else round(o.cpu_seconds, 2),
                         "peak_rss_mb": o.peak_rss_mb, "worker": o.worker,
                         "synthetic": bool(o.summary and o.summary.get("synthetic_data_notice"))})
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}

@@ -133,6 +133,9 @@ class RegionOutcome:
         The region's official code and name (from its outline), if it loaded.
     seconds
         Wall time of the task on its worker.
+    cpu_seconds
+        CPU time of the worker process during the task (below ``seconds``: the task waited,
+        e.g. for a core other processes held).
     peak_rss_mb
         Peak resident memory of the worker process so far (``ru_maxrss``).
     worker
@@ -154,6 +157,7 @@ class RegionOutcome:
     code: str | None = None
     name: str | None = None
     seconds: float = 0.0
+    cpu_seconds: float | None = None
     peak_rss_mb: float | None = None
     worker: str | None = None
     units: pd.DataFrame | None = None
@@ -236,7 +240,7 @@ def audit_region(task: RegionTask) -> RegionOutcome:
     Never raises for a region's own problems: bad data, a missing network or a crash in the
     audit become a ``"failed"`` outcome carrying the error, so one region cannot stop a batch.
     """
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = Path(task.out_dir)
     base: dict[str, Any] = {"region_id": task.region_id, "pack": task.pack,
                             "out_dir": task.out_dir}
@@ -255,7 +259,7 @@ def audit_region(task: RegionTask) -> RegionOutcome:
                     time.perf_counter() - start)
         return RegionOutcome(
             **base, status=status, key=key, code=region.code, name=region.name_zh,
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu,
             peak_rss_mb=_peak_rss_mb(), worker=_worker_address(), units=units,
             townships=towns, summary=summary, outline_wkb=_outline_wkb(outline))
     except Exception as err:  # isolation: any failure is this region's result
@@ -265,7 +269,8 @@ def audit_region(task: RegionTask) -> RegionOutcome:
         logger.warning("region %s failed: %s", task.region_id, err)
         return RegionOutcome(**base, status="failed", key=key,
                              error=f"{type(err).__name__}: {err}{detail}",
-                             seconds=time.perf_counter() - start, peak_rss_mb=_peak_rss_mb(),
+                             seconds=time.perf_counter() - start,
+                             cpu_seconds=time.process_time() - cpu, peak_rss_mb=_peak_rss_mb(),
                              worker=_worker_address())
 
 
