@@ -280,7 +280,6 @@ def init_region(code: str, out: str | os.PathLike[str], *, population: int | Non
     outline_gdf = gpd.GeoDataFrame({"source": ["cnmaps"]}, geometry=[outline], crs=WGS84)
     pop_source = population_source or "given with --population (source not stated)"
     geonames_n = int((seats["seat_source"] == "geonames").sum())
-    synth = f"qyx_geo.synth (seed {seed})"
     prov = {
         "outline": FileInfo("real", _OUTLINE_SOURCE, _OUTLINE_LICENCE),
         "townships": FileInfo("mixed", _DIVISION_SOURCE, _DIVISION_LICENCE,
@@ -296,7 +295,8 @@ def init_region(code: str, out: str | os.PathLike[str], *, population: int | Non
         **{f"facilities.{layer}": FileInfo("synthetic", f"qyx_geo.synth.facilities (seed "
                                                         f"{seed})", "synthetic")
            for layer in layers},
-        "network": FileInfo("synthetic", f"generated ({synth}.network, coarse)", "synthetic"),
+        "network": FileInfo("synthetic", f"generated (qyx_geo.synth.network, seed {seed}, coarser "
+                                         "than the embedded network)", "synthetic"),
     }
     meta = PackMeta(code=code, name_zh=name, name_en=name_en,
                     crs=local_metric_crs(centre[0], centre[1]),
