@@ -128,6 +128,14 @@ def test_yuyao_pack_audits_end_to_end(tmp_path, capsys):
     assert canteen["units_judged"] == len(load_region(pack).units)
     assert canteen["met"] is None and canteen["township_ranking"]
     assert "慈溪" not in (out / "summary.md").read_text(encoding="utf-8")
+    # the other commands take the pack too: the map is titled with its county, siting runs
+    html = tmp_path / "canteen.html"
+    assert main(["map", "--region", str(pack), "--service", "canteen", "--no-isochrones",
+                 "--out", str(html)]) == 0
+    assert "余姚市 · 老年助餐" in html.read_text(encoding="utf-8")
+    assert main(["site", "--region", str(pack), "--service", "canteen", "--max-sites", "3",
+                 "--no-compare", "--out", str(tmp_path / "site")]) == 0
+    assert (tmp_path / "site" / "sites_canteen_2027.csv").is_file()
 
 
 def test_vendored_outline_matches_the_embedded_cixi_outline():
@@ -143,11 +151,3 @@ def test_vendored_outline_matches_the_embedded_cixi_outline():
     theirs = load_outline().to_crs("EPSG:4549").geometry.iloc[0]
     assert mine.hausdorff_distance(theirs) < 50.0
     assert mine.symmetric_difference(theirs).area / theirs.area < 0.005
-    # the other commands take the pack too: the map is titled with its county, siting runs
-    html = tmp_path / "canteen.html"
-    assert main(["map", "--region", str(pack), "--service", "canteen", "--no-isochrones",
-                 "--out", str(html)]) == 0
-    assert "余姚市 · 老年助餐" in html.read_text(encoding="utf-8")
-    assert main(["site", "--region", str(pack), "--service", "canteen", "--max-sites", "3",
-                 "--no-compare", "--out", str(tmp_path / "site")]) == 0
-    assert (tmp_path / "site" / "sites_canteen_2027.csv").is_file()
