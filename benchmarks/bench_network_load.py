@@ -14,8 +14,10 @@ small_old       the former ``pbf_to_xml`` (pyosmium IdTracker, two passes) on th
                 ``graph_from_xml`` then fails on it ("Some edges missing nodes"), so only the
                 conversion is timed
 big_make        write a generated PBF of >= 5 M nodes (``--nodes``, default 5.02 M) to /tmp
+big_read_new    only the read of the clip: ``read_osm_graph(big, clip=box)`` (compare with
+                big_clip_old, which also stops at the raw graph)
 big_clip_new    ``load_network(big, clip=county bbox)``: stream the province-size file, keep a
-                county (the bench's point: time and peak memory)
+                county, filter, simplify, project (the whole load)
 big_clip_old    the former path: ``pbf_to_xml(big, bbox=...)`` then ``graph_from_xml``
 
 Each case prints one JSON line: seconds, peak RSS (MB, ``ru_maxrss``), RSS after imports, and
@@ -152,6 +154,18 @@ def run_case(case: str, n_nodes: int) -> dict:
             out = {"xml_bytes": xml.stat().st_size}
     elif case == "big_make":
         out = _make_big(n_nodes)
+    elif case == "big_read_new":
+        import osmnx as ox
+        import shapely
+
+        from qyx_geo.network._osm_files import WayFilter
+        from qyx_geo.network._osm_reader import read_osm_graph
+
+        wf = WayFilter("walk")
+        G, _stats = read_osm_graph(
+            BIG, bidirectional=True, accepts=wf.accepts, clip=shapely.box(*CLIP),
+            way_tags=list(dict.fromkeys([*ox.settings.useful_tags_way, *wf.keys, "source"])))
+        out = {"raw_nodes": len(G), "raw_edges": G.number_of_edges()}
     elif case == "big_clip_new":
         out = network_summary(load_network(BIG, cache=False, clip=CLIP))
     elif case == "big_clip_old":

@@ -103,3 +103,31 @@ def test_crs_override_and_cache_key(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     # asking for the CRS the network gets anyway shares its cache entry
     assert file_cache_key(TINY, crs="EPSG:4549") == file_cache_key(TINY)
     assert file_cache_key(TINY, crs="EPSG:32651") != file_cache_key(TINY)
+
+
+def test_cli_clip_polygon_file_and_crs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import geopandas as gpd
+    import shapely
+
+    from qyx_geo.cli import main
+
+    monkeypatch.setenv("QYX_CACHE_DIR", str(tmp_path / "cache"))
+    box = (121.2495, 30.1695, 121.2512, 30.1735)
+    area = tmp_path / "area.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.box(*box)], crs="EPSG:4326").to_file(area)
+    assert main(["network", "load", str(TINY), "--json", "--no-cache", "--clip", str(area)]) == 0
+    by_file = json.loads(capsys.readouterr().out)
+    assert main(["network", "load", str(TINY), "--json", "--no-cache", "--clip",
+                 *map(str, box)]) == 0
+    by_box = json.loads(capsys.readouterr().out)
+    assert (by_file["nodes"], by_file["edges"]) == (by_box["nodes"], by_box["edges"])
+    assert main(["network", "load", str(TINY), "--json", "--no-cache", "--crs",
+                 "EPSG:32651"]) == 0
+    assert json.loads(capsys.readouterr().out)["crs"] == "EPSG:32651"
+    with pytest.raises(SystemExit) as info:  # argparse: exit 2 with the reason
+        main(["audit", "--crs", "EPSG:4326", "--out", str(tmp_path / "o")])
+    assert info.value.code == 2
+    assert "not a projected CRS in metres" in capsys.readouterr().err
