@@ -338,12 +338,15 @@ def _read_file(path: Path, fmt: str, network_type: str,
                     "ways_cut": stats.ways_cut, "ways_dropped": stats.ways_dropped,
                     "nodes_missing": stats.nodes_missing, "ways_filtered": stats.ways_filtered,
                     "qyx_highways": dict(stats.highways)})
-    if stats.ways_cut or stats.ways_dropped:
+    if clip is not None:
+        logger.info("%s: %d ways cut and %d left out at the clip area's edge (or at nodes "
+                    "missing from the file), e.g. way %s", path.name, stats.ways_cut,
+                    stats.ways_dropped, stats.first_cut_way)
+    elif stats.ways_cut or stats.ways_dropped:
         logger.warning(
             "%s: %d ways cut and %d dropped at missing nodes (%d node references not in the "
-            "file%s; e.g. way %s) — normal for an extract clipped at a boundary", path.name,
-            stats.ways_cut, stats.ways_dropped, stats.nodes_missing,
-            " or outside the clip area" if clip is not None else "", stats.first_cut_way)
+            "file; e.g. way %s) — normal for an extract clipped at a boundary", path.name,
+            stats.ways_cut, stats.ways_dropped, stats.nodes_missing, stats.first_cut_way)
     return G
 
 
