@@ -427,8 +427,9 @@ def _required_units(target: Any, n_judged: int, *, objective: Objective, service
     """Fewest passing units for which the plan's target counts as met."""
     if target is None:
         if objective == "min_sites":
-            msg = (f"The plan sets no coverage target for {service.id!r} ({service.label_zh}) "
-                   f"in {year}; pass max_sites or budget to site for the most units instead.")
+            msg = (f"No coverage target for {service.id!r} ({service.label_zh}) in {year}: the "
+                   "plan sets none, or the region pack has no plan file; pass max_sites or "
+                   "budget (--max-sites/--budget) to site for the most units instead.")
             raise NoTargetError(msg)
         return 0
     for n in range(n_judged + 1):
