@@ -151,3 +151,17 @@ def test_vendored_outline_matches_the_embedded_cixi_outline():
     theirs = load_outline().to_crs("EPSG:4549").geometry.iloc[0]
     assert mine.hausdorff_distance(theirs) < 50.0
     assert mine.symmetric_difference(theirs).area / theirs.area < 0.005
+
+
+def test_population_from_a_cited_table(tmp_path, capsys):
+    table = tmp_path / "populations.csv"
+    table.write_text("code,population,source\n330281,1254700,第七次全国人口普查公报\n",
+                     encoding="utf-8")
+    assert main(["region", "init", "330282", "--out", str(tmp_path / "x"), "--populations",
+                 str(table), "--no-network"]) == 2
+    assert "no row for 330282" in capsys.readouterr().err
+    assert main(["region", "init", "330281", "--out", str(tmp_path / "y"), "--populations",
+                 str(table), "--no-network"]) == 0
+    reg = load_region(tmp_path / "y").region
+    assert reg.population["total"] == 1_254_700
+    assert reg.population["source"] == "第七次全国人口普查公报"

@@ -30,6 +30,9 @@ def register(rsub: Any) -> None:
                    help="常住人口总数 / resident total (required; never invented)")
     i.add_argument("--population-source", default=None, metavar="TEXT",
                    help="人口数据来源 / where the total comes from (recorded in the manifest)")
+    i.add_argument("--populations", type=Path, default=None, metavar="FILE",
+                   help="人口表 CSV(code,population,source),按代码取本县一行 / a cited table of "
+                        "county totals (the same file as `qyx batch --populations`)")
     i.add_argument("--seed", type=int, default=None, help="合成部分的随机种子 / seed")
     i.add_argument("--no-network", action="store_true",
                    help="不生成合成路网 / skip the synthetic street network")
@@ -48,8 +51,22 @@ def _init(args: argparse.Namespace) -> int:
     from qyx_geo.synth import DEFAULT_SEED
 
     t0 = time.perf_counter()
-    region = init_region(args.code, args.out, population=args.population,
-                         population_source=args.population_source,
+    population, source = args.population, args.population_source
+    if args.populations is not None:
+        from qyx_geo._batch_regions import read_populations
+        from qyx_geo._errors import SettingsError
+
+        if population is not None:
+            msg = "Give --population or --populations FILE, not both."
+            raise SettingsError(msg)
+        spec = read_populations(args.populations).get(str(args.code).strip())
+        if spec is None:
+            msg = (f"{args.populations}: no row for {args.code}; add "
+                   f"'{args.code},N,SOURCE' or pass --population N.")
+            raise SettingsError(msg)
+        population, source = spec.population, spec.source
+    region = init_region(args.code, args.out, population=population,
+                         population_source=source,
                          seed=DEFAULT_SEED if args.seed is None else args.seed,
                          network=not args.no_network, overwrite=args.force)
     check = check_region(region.root)
