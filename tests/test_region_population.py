@@ -104,3 +104,17 @@ def test_raster_places_residents_where_the_cells_are(pack, tmp_path):
     assert all(block.covers(p) for p in east.geometry)  # only where the raster has people
     methods = dict(zip(result.report["code"], result.report["method"], strict=False))
     assert methods["330282001001"] == "raster" and methods["330282001002"] == "uniform"
+
+
+def test_the_embedded_pack_is_never_imported_into(tmp_path, capsys):
+    from qyx_geo._errors import SettingsError
+    from qyx_geo._paths import data_dir
+
+    path = tmp_path / "p.csv"
+    path.write_text("名称,常住人口\n曙光社区,1\n", encoding="utf-8")
+    before = (data_dir() / "region.toml").read_bytes()
+    with pytest.raises(SettingsError, match="embedded pack"):
+        import_population_into_pack(path, data_dir())
+    assert main(["region", "import-population", str(path), "--region", str(data_dir())]) == 2
+    assert "copy it" in capsys.readouterr().err
+    assert (data_dir() / "region.toml").read_bytes() == before

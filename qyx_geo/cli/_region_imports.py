@@ -8,7 +8,8 @@ from typing import Any
 
 __all__ = ["register"]
 
-_PACK_HELP = "数据包目录 / pack folder (default: the embedded pack)"
+_PACK_HELP = ("数据包目录(必填;内置数据包不可改,请先复制)/ the pack folder to import into "
+              "(required; the embedded pack is read-only: copy it first)")
 
 
 def register(rsub: Any) -> None:
@@ -22,7 +23,7 @@ def register(rsub: Any) -> None:
     u.add_argument("file", type=Path, help="SHP / .zip / GPKG / GeoJSON")
     u.add_argument("--level", choices=("village", "township"), default="village",
                    help="村(社区) village 或 镇(街道) township (default village)")
-    u.add_argument("--region", type=Path, default=None, metavar="DIR", help=_PACK_HELP)
+    u.add_argument("--region", type=Path, required=True, metavar="DIR", help=_PACK_HELP)
     u.add_argument("--crs", default=None,
                    help="文件坐标系(缺失或有误时)/ the file's system when missing or wrong: "
                         "wgs84, gcj02, cgcs2000, EPSG:n (default: detected)")
@@ -41,7 +42,7 @@ def register(rsub: Any) -> None:
                     "residential buildings, a population raster, or evenly within each unit "
                     "(the method is recorded).")
     p.add_argument("file", type=Path, help="XLSX / CSV")
-    p.add_argument("--region", type=Path, default=None, metavar="DIR", help=_PACK_HELP)
+    p.add_argument("--region", type=Path, required=True, metavar="DIR", help=_PACK_HELP)
     p.add_argument("--buildings", type=Path, default=None, metavar="OSM",
                    help="按住宅建筑分布(OSM 文件)/ spread over residential buildings of an OSM "
                         "extract (.osm, .osm.bz2, .osm.pbf)")

@@ -35,8 +35,8 @@ from qyx_geo.schema import FACILITY_COLUMNS, FACILITY_LAYERS
 from qyx_geo.synth import geojson_text, write_csv
 from qyx_geo.units import DEMAND_CSV_COLUMNS
 
-__all__ = ["FileInfo", "PackMeta", "demand_text", "manifest_text", "meta_of", "townships_text",
-           "units_text", "update_pack", "write_pack"]
+__all__ = ["FileInfo", "PackMeta", "demand_text", "ensure_writable", "manifest_text", "meta_of",
+           "townships_text", "units_text", "update_pack", "write_pack"]
 
 _TOWNSHIP_FIELDS = ("code", "name", "kind", "seat_lon", "seat_lat", "seat_source",
                     "seat_geonames_name", "seat_geonameid", "approximate", "source",
@@ -277,6 +277,7 @@ def update_pack(region: Region, *, texts: Mapping[str, str] | None = None,
     meta
         New ``[region]``/``[population]`` values (default: unchanged).
     """
+    ensure_writable(region)
     root = region.root
     for rel, text in (texts or {}).items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -292,6 +293,21 @@ def update_pack(region: Region, *, texts: Mapping[str, str] | None = None,
     meta = meta or meta_of(region)
     atomic_write_text(root / MANIFEST_NAME, manifest_text(meta, files))
     return read_region(root)
+
+
+def ensure_writable(region: Region) -> None:
+    """Refuse to change the embedded pack: its audit figures are the reference.
+
+    Raises
+    ------
+    SettingsError
+        ``region`` is the embedded pack (``data/``); the message says to copy it first.
+    """
+    if region.embedded:
+        msg = (f"{str(region.root)!r} is the embedded pack, which imports do not change (its "
+               "audit figures are the reference); copy it to a new folder and import into the "
+               "copy (--region DIR).")
+        raise SettingsError(msg)
 
 
 def meta_of(region: Region) -> PackMeta:

@@ -415,10 +415,11 @@ def import_population_into_pack(path: str | os.PathLike[str], pack: str | os.Pat
                                 ) -> tuple[PopulationImport, Region, Path]:
     """Import a population table into a pack: new demand points, report, provenance real."""
     from qyx_geo._tables import write_csv
-    from qyx_geo.packs import FileInfo, demand_text, meta_of, update_pack
+    from qyx_geo.packs import FileInfo, demand_text, ensure_writable, meta_of, update_pack
     from qyx_geo.region import load_region, read_region
 
     region = read_region(pack)
+    ensure_writable(region)
     ds = load_region(region)
     result = import_population(path, region, ds.units, ds.demand, osm=osm, raster=raster,
                                sheet=sheet, **columns)

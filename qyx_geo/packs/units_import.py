@@ -452,10 +452,18 @@ def import_units_into_pack(path: str | os.PathLike[str], pack: str | os.PathLike
         The import, the updated manifest and the report file.
     """
     from qyx_geo._tables import write_csv
-    from qyx_geo.packs import FileInfo, demand_text, townships_text, units_text, update_pack
+    from qyx_geo.packs import (
+        FileInfo,
+        demand_text,
+        ensure_writable,
+        townships_text,
+        units_text,
+        update_pack,
+    )
     from qyx_geo.region import DEFAULT_LAYOUT, load_region, read_region
 
     region = read_region(pack)
+    ensure_writable(region)
     ds = load_region(region)
     current = ds.units if level == "village" else ds.townships
     parents = {str(c): str(t) for c, t in ds.units["township_code"].items()}
