@@ -70,11 +70,15 @@ def dataset_crs(dataset: Any, crs: str | None = None) -> str | None:
     """Return the metric CRS to load the network in.
 
     ``crs`` if given, else the region pack's, else ``None`` (the local one for the network,
-    :func:`qyx_geo.crs.metric_crs_for`).
+    :func:`qyx_geo.crs.metric_crs_for`; also for the embedded pack, whose CRS is that one).
     """
     if crs:
         return crs
     region = getattr(dataset, "region", None)
+    if region is None or getattr(region, "embedded", False):
+        # the embedded pack's CRS is its network's local one (EPSG:4549, tested): asking for
+        # none shares the caches of every other caller of load_network("default")
+        return None
     return getattr(region, "crs", None) or None
 
 

@@ -131,3 +131,16 @@ def test_cli_clip_polygon_file_and_crs(tmp_path: Path, monkeypatch: pytest.Monke
         main(["audit", "--crs", "EPSG:4326", "--out", str(tmp_path / "o")])
     assert info.value.code == 2
     assert "not a projected CRS in metres" in capsys.readouterr().err
+
+
+def test_dataset_crs_of_the_embedded_pack_is_the_local_one() -> None:
+    from qyx_geo.crs import metric_crs_for
+    from qyx_geo.dataset import load_dataset
+    from qyx_geo.pipeline import dataset_crs
+
+    ds = load_dataset()
+    # the embedded pack names the CRS its network gets anyway: no override, shared caches
+    assert ds.region.crs == metric_crs_for(tuple(ds.outline.total_bounds)) == "EPSG:4549"
+    assert dataset_crs(ds) is None
+    assert dataset_crs(ds, "EPSG:32651") == "EPSG:32651"
+    assert dataset_crs(tiny_dataset()) is None  # no pack: the network's local CRS
