@@ -169,3 +169,17 @@ def test_report_cells_are_neutralised(pack, tmp_path):
     _, _, report = import_units_into_pack(path, pack)
     table = pd.read_csv(report, dtype=str, keep_default_na=False)
     assert "'=HYPERLINK(\"x\")" in set(table["input_name"])
+
+
+def test_shapefile_in_gbk_without_code_page(pack, tmp_path):
+    """Chinese GIS exports often write GBK attributes and no .cpg: names must still match."""
+    orig = _originals(pack)
+    folder = tmp_path / "gbk"
+    folder.mkdir()
+    gpd.GeoDataFrame({"NAME": ["东街社区", "西街社区"]}, geometry=list(orig.iloc[:2]),
+                     crs="EPSG:4326").to_file(folder / "v.shp", encoding="gbk")
+    (folder / "v.cpg").unlink()
+    result, _, _ = import_units_into_pack(folder / "v.shp", pack)
+    rows = result.report[result.report["kind"] == "feature"]
+    assert list(rows["code"]) == list(orig.index[:2])
+    assert list(rows["status"]) == ["matched", "matched"]

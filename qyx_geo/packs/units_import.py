@@ -117,7 +117,28 @@ def read_polygons(path: str | os.PathLike[str], *, layer_name: str | None = None
     if len(gdf) == 0:
         msg = f"{p.name} holds no features; export the boundary layer again."
         raise DataFileError(msg)
+    if _looks_mis_decoded(gdf):
+        # A Shapefile without a .cpg is read as Latin-1; Chinese GIS exports are usually GBK.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                again = pyogrio.read_dataframe(source, layer=layer_name or layers[0],
+                                               encoding="gbk")
+        except Exception:  # not GBK either: keep what was read, the matching will say
+            logger.debug("GBK re-read of %s failed", p, exc_info=True)
+        else:
+            logger.info("%s: attribute text read as GBK (no code page in the file)", p.name)
+            return again
     return gdf
+
+
+def _looks_mis_decoded(gdf: gpd.GeoDataFrame) -> bool:
+    """Whether the text columns look like GBK bytes read as Latin-1 (Latin-1 letters, no CJK)."""
+    cols = [c for c in gdf.columns if c != "geometry" and gdf[c].dtype.kind in "OU"]
+    text = "".join(str(v) for c in cols for v in gdf[c].head(200) if isinstance(v, str))
+    latin = sum(1 for ch in text if "\x80" <= ch <= "\xff")
+    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    return latin > 0 and cjk == 0
 
 
 def _gk3_epsg(cm_deg: int, *, prefixed: bool) -> int:
