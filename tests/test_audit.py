@@ -256,6 +256,9 @@ def test_network_arrays_cache_round_trip(tmp_path, monkeypatch):
     import qyx_geo.network
     from qyx_geo.audit import network_arrays, network_cache_key
 
+    # A cache of its own: the key hashes the file's content, so a shared cache folder that an
+    # earlier run filled would already hold this entry and the first call would not load.
+    monkeypatch.setenv("QYX_CACHE_DIR", str(tmp_path / "cache"))
     source = tmp_path / "tiny.osm"
     source.write_text("<osm/>", encoding="utf-8")
     calls = []
