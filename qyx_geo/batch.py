@@ -478,6 +478,14 @@ def run_batch(
                        written=tuple(written))
 
 
+def _pack_bytes(pack: str) -> int:
+    """Return the size of a pack's files (a cheap proxy for its audit's run time)."""
+    root = Path(pack)
+    if not root.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
 def _gather(client: Client, tasks: list[RegionTask],
             on_done: Callable[[RegionOutcome], None] | None) -> list[RegionOutcome]:
     from distributed import as_completed
@@ -485,8 +493,11 @@ def _gather(client: Client, tasks: list[RegionTask],
     # tasks are paths and settings only: each worker reads its pack itself. Keys are new per
     # run: a key cancelled by an interrupted run may still be known to the scheduler.
     run = uuid.uuid4().hex[:8]
+    # largest packs first (longest-processing-time-first): a big county started last would
+    # leave the other workers idle at the end
     futures = {client.submit(audit_region, task, key=f"qyx-region-{task.region_id}-{run}",
-                             pure=False, retries=0): task for task in tasks}
+                             pure=False, retries=0, priority=_pack_bytes(task.pack)): task
+               for task in tasks}
     results: dict[str, RegionOutcome] = {}
     try:
         for future in as_completed(futures):
