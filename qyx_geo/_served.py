@@ -83,7 +83,8 @@ def with_network_provenance(dataset: Any, net: NetworkArrays) -> Any:
     """
     info = getattr(net, "info", None) or {}
     prov = getattr(dataset, "provenance", None)
-    if "synthetic" not in info or prov is None or not dataclasses.is_dataclass(dataset):
+    if ("synthetic" not in info or prov is None or not dataclasses.is_dataclass(dataset)
+            or isinstance(dataset, type)):  # a dataclass instance, not the class itself
         return dataset
     synthetic = bool(info["synthetic"])
     source = Path(str(info.get("qyx_source", "?"))).name

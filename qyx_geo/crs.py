@@ -524,8 +524,8 @@ def metric_crs_for(bounds: tuple[float, float, float, float] | shapely.Geometry)
         if bounds.is_empty:
             msg = "cannot choose a metric CRS for an empty geometry; pass the area's outline"
             raise CoordinateError(msg)
-        bounds = tuple(bounds.bounds)  # type: ignore[assignment]
-    w, s, e, n = (float(v) for v in bounds)  # type: ignore[union-attr]
+        bounds = tuple(bounds.bounds)
+    w, s, e, n = (float(v) for v in bounds)
     return local_metric_crs((w + e) / 2.0, (s + n) / 2.0)
 
 
@@ -567,4 +567,4 @@ def metric_crs_of(data: Any) -> str:
     bounds = tuple(float(v) for v in wgs.total_bounds)
     if not all(np.isfinite(bounds)):  # empty or all-empty geometries: any metric CRS will do
         return _FALLBACK_METRIC
-    return metric_crs_for(bounds)  # type: ignore[arg-type]
+    return metric_crs_for(bounds)

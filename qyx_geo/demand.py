@@ -228,7 +228,7 @@ def demand_from_buildings(
 def _bounds(rows: pd.DataFrame, units: gpd.GeoDataFrame | None, file: Path
             ) -> tuple[float, float, float, float]:
     if units is not None and len(units):
-        return tuple(units.total_bounds)  # type: ignore[return-value]
+        return tuple(units.total_bounds)
     ok = rows.dropna(subset=["lon"])
     if ok.empty:
         msg = f"{file.name}: no building or street with coordinates; use a fuller extract"

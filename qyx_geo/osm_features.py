@@ -197,6 +197,8 @@ def _scan(file: Path, rules: Sequence[TagRule], wanted: set[str], *,
                 if not obj.from_way() and obj.orig_id() in relations:
                     _relation_area(rows[relations.pop(obj.orig_id())], obj, wkb)
                 continue
+            if isinstance(obj, osmium.osm.Changeset):  # edit metadata, no map feature
+                continue
             kind = ("node" if isinstance(obj, osmium.osm.Node) else
                     "way" if isinstance(obj, osmium.osm.Way) else "relation")
             counts[kind] += 1
@@ -213,10 +215,10 @@ def _scan(file: Path, rules: Sequence[TagRule], wanted: set[str], *,
             row: dict[str, Any] = {"osm_type": kind, "osm_id": int(obj.id), "rule": rule,
                                    "name": name, "tags": tags, "geometry": None, "shape": "",
                                    "problem": ""}
-            if kind == "node":
+            if isinstance(obj, osmium.osm.Node):
                 loc = obj.location
                 row.update(geometry=shapely.Point(loc.lon, loc.lat), shape="point")
-            elif kind == "way":
+            elif isinstance(obj, osmium.osm.Way):
                 _way_geometry(row, obj)
             elif tags.get("type") in ("multipolygon", "boundary"):
                 relations[obj.id] = len(rows)

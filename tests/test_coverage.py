@@ -192,7 +192,8 @@ def _random_points(rows) -> gpd.GeoDataFrame:
 
 
 @settings(max_examples=60, deadline=None)
-@given(_point_rows, st.floats(1, 60), st.floats(0, 1, exclude_min=True), st.randoms(use_true_random=False))
+@given(_point_rows, st.floats(1, 60), st.floats(0, 1, exclude_min=True),
+       st.randoms(use_true_random=False))
 def test_property_shares_in_range_and_order_invariant(rows, threshold, min_share, rnd):
     pts = _random_points(rows)
     kw = {"demand_column": "pop", "threshold_minutes": threshold, "min_share": min_share}

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qyx_geo._errors import SettingsError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 __all__ = ["register"]
 
@@ -48,7 +52,7 @@ def _usage(p: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _read_units(path: Path):
+def _read_units(path: Path) -> gpd.GeoDataFrame:
     import geopandas as gpd
     import pyogrio
 

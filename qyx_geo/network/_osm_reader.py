@@ -121,6 +121,8 @@ def read_osm_graph(path: Path, *, bidirectional: bool, way_tags: list[str],
         proc = osmium.FileProcessor(str(path)).with_locations().with_filter(
             osmium.filter.KeyFilter("highway", *node_tags))
         for obj in proc:
+            if isinstance(obj, osmium.osm.Changeset):  # edit metadata, no street
+                continue
             ts = obj.timestamp
             if ts is not None and ts.year > 1970 and (newest is None or ts > newest):
                 newest = ts
