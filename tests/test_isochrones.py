@@ -4,34 +4,13 @@ from __future__ import annotations
 
 import math
 
-import geopandas as gpd
-import networkx as nx
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
+from _street_grids import CRS, X0, Y0, city_net, fac, net_of
 
 from qyx_geo._errors import SettingsError
-from qyx_geo.engine import build_arrays
 from qyx_geo.isochrones import _substring, isochrones
-
-CRS = "EPSG:4549"
-X0, Y0 = 500_000.0, 3_350_000.0
-
-
-def net_of(nodes, edges):
-    G = nx.MultiDiGraph(crs=CRS)
-    for n, (x, y) in nodes.items():
-        G.add_node(n, x=X0 + x, y=Y0 + y)
-    for a, b in edges:
-        (xa, ya), (xb, yb) = nodes[a], nodes[b]
-        G.add_edge(a, b, length=math.hypot(xb - xa, yb - ya))
-    return build_arrays(G)
-
-
-def fac(xy: dict[str, tuple[float, float]], crs: str = CRS) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(geometry=[shapely.Point(X0 + x, Y0 + y) for x, y in xy.values()],
-                            index=pd.Index(list(xy), name="id"), crs=crs)
 
 
 def band_area(length_m: float, radius_m: float, quad_segs: int = 4) -> float:
@@ -138,12 +117,7 @@ def test_validation(grid):
 
 @pytest.fixture
 def city():
-    # a 12 x 12 grid of 100 m blocks with a few streets missing and a diagonal avenue
-    nodes = {(i, j): (100.0 * i, 100.0 * j) for i in range(12) for j in range(12)}
-    edges = [((i, j), (i + 1, j)) for i in range(11) for j in range(12) if (i * 7 + j) % 5]
-    edges += [((i, j), (i, j + 1)) for i in range(12) for j in range(11) if (i + 3 * j) % 6]
-    edges += [((i, i), (i + 1, i + 1)) for i in range(11)]
-    return net_of(nodes, edges)
+    return city_net()
 
 
 @pytest.mark.parametrize("tile_m", [130.0, 250.0, 333.3])

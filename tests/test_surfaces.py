@@ -5,36 +5,18 @@ from __future__ import annotations
 import math
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from _street_grids import CRS, X0, Y0, city_net, fac, net_of
 
 from qyx_geo._errors import SettingsError
-from qyx_geo.engine import build_arrays, nearest_facility
+from qyx_geo.engine import nearest_facility
 from qyx_geo.isochrones import isochrones
 from qyx_geo.surfaces import GridLink, link_grid, surface_isochrones, travel_time_surface
 
-CRS = "EPSG:4549"
-X0, Y0 = 500_000.0, 3_350_000.0
 SPEED = 60.0  # m/min: minutes x 60 = metres
-
-
-def net_of(nodes, edges):
-    G = nx.MultiDiGraph(crs=CRS)
-    for n, (x, y) in nodes.items():
-        G.add_node(n, x=X0 + x, y=Y0 + y)
-    for a, b in edges:
-        (xa, ya), (xb, yb) = nodes[a], nodes[b]
-        G.add_edge(a, b, length=math.hypot(xb - xa, yb - ya))
-        G.add_edge(b, a, length=math.hypot(xb - xa, yb - ya))
-    return build_arrays(G)
-
-
-def fac(xy: dict[str, tuple[float, float]]) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(geometry=[shapely.Point(X0 + x, Y0 + y) for x, y in xy.values()],
-                            index=pd.Index(list(xy), name="id"), crs=CRS)
 
 
 @pytest.fixture
@@ -44,12 +26,7 @@ def street():
 
 @pytest.fixture
 def city():
-    # a 12 x 12 grid of 100 m blocks with a few streets missing and a diagonal avenue
-    nodes = {(i, j): (100.0 * i, 100.0 * j) for i in range(12) for j in range(12)}
-    edges = [((i, j), (i + 1, j)) for i in range(11) for j in range(12) if (i * 7 + j) % 5]
-    edges += [((i, j), (i, j + 1)) for i in range(12) for j in range(11) if (i + 3 * j) % 6]
-    edges += [((i, i), (i + 1, i + 1)) for i in range(11)]
-    return net_of(nodes, edges)
+    return city_net()
 
 
 def test_cell_time_is_street_time_plus_offstreet_walk(street):
