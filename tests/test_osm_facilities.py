@@ -87,6 +87,21 @@ def test_clipped_and_unsorted_objects_are_reported(tmp_path: Path) -> None:
     assert "1 of 5 nodes are not in the file" in rep.loc["osm-w7", "reason"]
 
 
+def test_changesets_in_the_file_are_skipped(tmp_path: Path) -> None:
+    from qyx_geo.osm_features import scan_features
+
+    xml = tmp_path / "with_changeset.osm"
+    xml.write_text(
+        '<osm version="0.6"><changeset id="5" created_at="2020-01-01T00:00:00Z" open="false">'
+        '<tag k="comment" v="added a fitness station"/></changeset>'
+        '<node id="4" lat="60.168" lon="24.945" version="1" timestamp="2021-05-01T00:00:00Z">'
+        '<tag k="leisure" v="fitness_station"/></node></osm>', encoding="utf-8")
+    scan = scan_features(xml, LAYER_TAGS["sports"])
+    assert scan.objects == {"node": 1, "way": 0, "relation": 0}
+    assert scan.timestamp == "2021-05-01T00:00:00Z"
+    assert list(scan.rows["osm_id"]) == [4]
+
+
 def test_tag_table_and_errors(tmp_path: Path) -> None:
     assert set(LAYER_TAGS) == {"nursery", "canteen", "clinic", "sports"}
     canteen = LAYER_TAGS["canteen"]
