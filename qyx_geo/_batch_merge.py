@@ -94,12 +94,17 @@ def county_ranking(outcomes: Sequence[RegionOutcome]) -> pd.DataFrame:
                                      "overall_share", "overall_rank"]).set_index("region_id")
     table = pd.DataFrame(rows).set_index("region_id")
     shares, residents = [], []
+    # overall compares like with like: only the services every region was scored on (a pack
+    # with extra layers would otherwise be averaged over more, and other, services)
+    common = [s for s in services if table[f"{s}_share_passing"].notna().all()] or services
+    table.attrs["overall_services"] = common
     for sid in services:
         share = table[f"{sid}_share_passing"].astype(float)
         res = table[f"{sid}_residents_within_share"].astype(float)
         table[f"{sid}_rank"] = rank_shares(share, res)
-        shares.append(share)
-        residents.append(res)
+        if sid in common:
+            shares.append(share)
+            residents.append(res)
     with np.errstate(all="ignore"):
         table["overall_share"] = pd.concat(shares, axis=1).mean(axis=1, skipna=True).round(6)
         overall_res = pd.concat(residents, axis=1).mean(axis=1, skipna=True)
@@ -161,8 +166,10 @@ def summary_markdown(outcomes: Sequence[RegionOutcome], counties: pd.DataFrame,
     if not counties.empty:
         head = " | ".join(f"{get_service(s).label_zh} {s}" for s in services)
         lines += ["## 县域排名(季晾晒)/ County ranking", "",
-                  "综合 = 各服务达标率的平均 / overall = mean of the services' shares of passing "
-                  "units; 每项服务按达标率排名,并列时比较居民覆盖率。", "",
+                  "综合 = 各地区均有的服务的达标率平均 / overall = mean share of passing units "
+                  "over the services every region was scored on ("
+                  + ", ".join(counties.attrs.get("overall_services", services)) + ");"
+                  "每项服务按达标率排名,并列时比较居民覆盖率。", "",
                   f"| 排名 rank | 地区 region | 综合 overall | {head} |",
                   "| --- | --- | --- | " + " | ".join("---" for _ in services) + " |"]
         for rid, row in counties.iterrows():

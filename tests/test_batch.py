@@ -308,3 +308,24 @@ def test_read_populations_errors(tmp_path, text, match):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DataFileError, match=match):
         read_populations(path)
+
+
+def test_overall_rank_uses_the_services_every_region_has():
+    from qyx_geo._batch_merge import county_ranking, summary_markdown
+    from qyx_geo.batch import RegionOutcome
+
+    def outcome(rid, shares):
+        services = {s: {"share_passing": v, "residents_within_share": v}
+                    for s, v in shares.items()}
+        return RegionOutcome(region_id=rid, pack="p", out_dir="o", status="done", code=rid,
+                             name=rid, summary={"services": services})
+
+    # b has an extra, badly covered layer: it must not drag b's overall below a's
+    outs = [outcome("a", {"canteen": 0.5, "clinic": 0.5}),
+            outcome("b", {"canteen": 0.7, "clinic": 0.5, "sports": 0.0})]
+    table = county_ranking(outs)
+    assert table.loc["b", "overall_share"] == pytest.approx(0.6)
+    assert list(table.index) == ["b", "a"]
+    assert table.loc["b", "sports_rank"] == 1 and pd.isna(table.loc["a", "sports_rank"])
+    md = summary_markdown(outs, table, BatchOptions(year=2027))
+    assert "(canteen, clinic)" in md
