@@ -21,7 +21,7 @@ import dataclasses
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -31,13 +31,15 @@ import shapely
 
 from qyx_geo.facilities import assign_unit_codes
 from qyx_geo.schema import FACILITY_COLUMNS, FACILITY_LAYERS, METRIC_CRS, WGS84
+from qyx_geo.services import get_service
 from qyx_geo.synth import rng_for, write_geojson
 
 __all__ = ["ID_PREFIX", "LAGGING", "build_facilities", "short_unit_name", "write_facilities"]
 
 logger = logging.getLogger(__name__)
 
-#: Id prefix per layer: NUR-0001, CAN-0001, CLI-0001, SPO-0001.
+#: Id prefix per layer: NUR-0001, CAN-0001, CLI-0001, SPO-0001 (the same as the service
+#: registry's ``id_prefix``, which the generator uses).
 ID_PREFIX = {"nursery": "NUR", "canteen": "CAN", "clinic": "CLI", "sports": "SPO"}
 
 #: Townships that lag behind in the named layers (synthetic scenario for the audit to find).
@@ -77,6 +79,7 @@ class _Row:
     xy: tuple[float, float]  # metric
     source: str
     tier: int  # 0 real, 1 township-level, 2 unit-level: orders the ids
+    smart_terminal: bool | None = None  # home-care stations only (more_services)
 
 
 def short_unit_name(name: str) -> str:
@@ -205,17 +208,23 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
             rows.append(_Row(layer, f"{label}{_UNIT_SUFFIX[level]}", level, capacity,
                              _near(anchor, unit.geometry, _OFFSET_SD_M["unit"], rng),
                              "synthetic", 2))
-    return _to_layers(rows, umetric, seed=seed)
+    return _to_layers(rows, umetric, layers=FACILITY_LAYERS, seed=seed)
 
 
-def _to_layers(rows: list[_Row], umetric: gpd.GeoDataFrame, *, seed: int
-               ) -> dict[str, gpd.GeoDataFrame]:
+def _to_layers(rows: Sequence[_Row], umetric: gpd.GeoDataFrame, *, layers: Sequence[str],
+               seed: int) -> dict[str, gpd.GeoDataFrame]:
+    """Return ``rows`` as one WGS84 frame per layer: unit codes, attribution, ids by tier.
+
+    Shared by :mod:`qyx_geo.synth.more_services`; a layer keeps the registry's attributes
+    (``smart_terminal``) and its ids use the registry's prefix.
+    """
     geom = gpd.GeoSeries(gpd.points_from_xy([r.xy[0] for r in rows], [r.xy[1] for r in rows]),
                          crs=METRIC_CRS)
     table = gpd.GeoDataFrame({
         "name": [r.name for r in rows], "layer": [r.layer for r in rows],
         "level": [r.level for r in rows], "capacity": [r.capacity for r in rows],
-        "source": [r.source for r in rows], "tier": [r.tier for r in rows]}, geometry=geom)
+        "source": [r.source for r in rows], "tier": [r.tier for r in rows],
+        "smart_terminal": [r.smart_terminal for r in rows]}, geometry=geom)
     codes = assign_unit_codes(table, umetric)
     table["unit_code"] = codes["unit_code"].astype(str)
     table["township_code"] = codes["township_code"].astype(str)
@@ -223,14 +232,16 @@ def _to_layers(rows: list[_Row], umetric: gpd.GeoDataFrame, *, seed: int
                                     "© OpenStreetMap contributors, ODbL 1.0",
                                     f"synthetic (qyx_geo.synth, seed {seed})")
     table = table.to_crs(WGS84)
-    layers = {}
-    for layer in FACILITY_LAYERS:
+    out = {}
+    for layer in layers:
+        svc = get_service(layer)
         part = table[table["layer"] == layer].sort_values(
             ["tier", "township_code", "unit_code", "name"], kind="stable")
-        part.index = pd.Index([f"{ID_PREFIX[layer]}-{k:04d}" for k in range(1, len(part) + 1)],
+        part.index = pd.Index([f"{svc.id_prefix}-{k:04d}" for k in range(1, len(part) + 1)],
                               name="id")
-        layers[layer] = part[[*FACILITY_COLUMNS[:-1], "attribution", "geometry"]]
-    return layers
+        extra = [a for a in svc.attributes if a in part.columns]
+        out[layer] = part[[*FACILITY_COLUMNS[:-1], *extra, "attribution", "geometry"]]
+    return out
 
 
 def write_facilities(layers: dict[str, gpd.GeoDataFrame], out_dir: Path, *, seed: int

@@ -23,21 +23,17 @@ layers stay byte-identical:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import shapely
 
-from qyx_geo.facilities import assign_unit_codes
-from qyx_geo.schema import FACILITY_COLUMNS, METRIC_CRS, WGS84
-from qyx_geo.services import get_service
+from qyx_geo.schema import METRIC_CRS, WGS84
 from qyx_geo.synth import rng_for, write_csv, write_geojson
-from qyx_geo.synth.facilities import _near, short_unit_name
+from qyx_geo.synth.facilities import _near, _Row, _to_layers, short_unit_name
 
 __all__ = ["LAYERS", "MISSING", "build_more_facilities", "classify_school",
            "write_more_facilities"]
@@ -87,18 +83,6 @@ def classify_school(name: str) -> tuple[str, str]:
         if needle in name:
             return cls, reason
     return "unclassified", "no level word (小学/初级中学/初中) in the name"
-
-
-@dataclasses.dataclass(frozen=True)
-class _Row:
-    layer: str
-    name: str
-    level: str
-    capacity: float
-    xy: tuple[float, float]  # metric
-    source: str
-    tier: int  # 0 real, 1 township-level, 2 unit-level: orders the ids
-    smart_terminal: bool | None = None
 
 
 def _school_rows(path: Path) -> tuple[list[_Row], pd.DataFrame]:
@@ -185,35 +169,7 @@ def build_more_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame,
             else:
                 rows.append(_Row(layer, f"{label}{suffix}", level, math.nan, xy, "synthetic", 2,
                                  bool(smart_draw < _P_SMART[level])))
-    return _to_layers(rows, umetric, seed=seed), schools
-
-
-def _to_layers(rows: list[_Row], umetric: gpd.GeoDataFrame, *, seed: int,
-               ) -> dict[str, gpd.GeoDataFrame]:
-    geom = gpd.GeoSeries(gpd.points_from_xy([r.xy[0] for r in rows], [r.xy[1] for r in rows]),
-                         crs=METRIC_CRS)
-    table = gpd.GeoDataFrame({
-        "name": [r.name for r in rows], "layer": [r.layer for r in rows],
-        "level": [r.level for r in rows], "capacity": [r.capacity for r in rows],
-        "source": [r.source for r in rows], "tier": [r.tier for r in rows],
-        "smart_terminal": [r.smart_terminal for r in rows]}, geometry=geom)
-    codes = assign_unit_codes(table, umetric)
-    table["unit_code"] = codes["unit_code"].astype(str)
-    table["township_code"] = codes["township_code"].astype(str)
-    table["attribution"] = np.where(table["source"] == "osm",
-                                    "© OpenStreetMap contributors, ODbL 1.0",
-                                    f"synthetic (qyx_geo.synth, seed {seed})")
-    table = table.to_crs(WGS84)
-    layers = {}
-    for layer in LAYERS:
-        svc = get_service(layer)
-        part = table[table["layer"] == layer].sort_values(
-            ["tier", "township_code", "unit_code", "name"], kind="stable")
-        part.index = pd.Index([f"{svc.id_prefix}-{k:04d}" for k in range(1, len(part) + 1)],
-                              name="id")
-        extra = [a for a in svc.attributes if a in part.columns]
-        layers[layer] = part[[*FACILITY_COLUMNS[:-1], *extra, "attribution", "geometry"]]
-    return layers
+    return _to_layers(rows, umetric, layers=LAYERS, seed=seed), schools
 
 
 def write_more_facilities(layers: dict[str, gpd.GeoDataFrame], schools: pd.DataFrame,
