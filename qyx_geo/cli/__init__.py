@@ -12,12 +12,12 @@ import errno
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from qyx_geo import __version__
 from qyx_geo._errors import QyxGeoError
 
-__all__ = ["build_parser", "main", "os_error_message"]
+__all__ = ["build_parser", "help_only", "main", "os_error_message"]
 
 #: Sub-command modules, in the order ``qyx --help`` lists them.
 COMMANDS = ("info", "audit", "batch", "map", "targets", "network", "facilities", "demand", "site",
@@ -40,6 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"qyx_geo.cli.{name}")
         module.register(sub)
     return parser
+
+
+def help_only(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """Return the ``func`` of a command group given without its action: help, then exit 2."""
+
+    def _run(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    return _run
 
 
 #: errno -> what to do about it (Chinese first)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qyx_geo._errors import SettingsError
+from qyx_geo.cli import help_only
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -44,12 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     fb.add_argument("--out", type=Path, required=True, metavar="DIR",
                     help="输出目录 / output folder")
     fb.set_defaults(func=_run)
-    p.set_defaults(func=lambda args: _usage(p))
+    p.set_defaults(func=help_only(p))
 
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help()
-    return 2
 
 
 def _read_units(path: Path) -> gpd.GeoDataFrame:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qyx_geo._errors import SettingsError
+from qyx_geo.cli import help_only
 from qyx_geo.services import service_ids
 
 __all__ = ["parse_columns", "parse_sheet", "register"]
@@ -89,12 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     osm.add_argument("--out", type=Path, required=True, metavar="DIR",
                      help="输出目录 / output folder")
     osm.set_defaults(func=_run_from_osm)
-    p.set_defaults(func=lambda args: _no_action(p))
+    p.set_defaults(func=help_only(p))
 
-
-def _no_action(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _crs_name(text: str) -> str:

@@ -7,6 +7,8 @@ import json
 import time
 from typing import Any
 
+from qyx_geo.cli import help_only
+
 __all__ = ["register"]
 
 _TYPES = ("walk", "bike", "drive", "drive_service", "all", "all_public")
@@ -57,7 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        help="清除缓存（含在线下载缓存）/ delete cached networks and downloads")
     cache.add_argument("--json", action="store_true", help="输出 JSON / print JSON")
     cache.set_defaults(func=_cache)
-    p.set_defaults(func=lambda args: _usage(p))
+    p.set_defaults(func=help_only(p))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -67,10 +69,6 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="不读写缓存 / neither read nor write the cache")
     p.add_argument("--json", action="store_true", help="输出 JSON / print JSON")
 
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help()
-    return 2
 
 
 def _print_summary(summary: dict[str, Any], seconds: float, *, as_json: bool) -> None:

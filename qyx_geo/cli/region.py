@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from qyx_geo.cli import help_only
+
 __all__ = ["add_region_option", "register"]
 
 _STATUS_ZH = {"real": "真实 real", "synthetic": "合成 synthetic", "mixed": "混合 mixed",
@@ -43,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     c.add_argument("--json", action="store_true", help="输出 JSON / print JSON")
     c.set_defaults(func=_check)
     _register_more(rsub)
-    p.set_defaults(func=lambda args: _usage(p))
+    p.set_defaults(func=help_only(p))
 
 
 def _register_more(rsub: Any) -> None:
@@ -56,10 +58,6 @@ def _register_more(rsub: Any) -> None:
         return
     more.register(rsub)
 
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help()
-    return 2
 
 
 def _check(args: argparse.Namespace) -> int:
