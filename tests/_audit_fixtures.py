@@ -14,6 +14,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pyproj
+import pytest
 import shapely
 
 CRS = "EPSG:4549"
@@ -115,3 +116,12 @@ def tiny_dataset() -> TinyDataset:
     provenance = {"codes": {"status": "real"}, "demand": {"status": "synthetic"}}
     return TinyDataset(units=units, townships=townships, demand=demand, facilities=facilities,
                        outline=outline, provenance=provenance)
+
+
+def use_tiny_dataset(monkeypatch: pytest.MonkeyPatch) -> TinyDataset:
+    """Make ``qyx_geo.dataset.load_dataset`` (what the CLI calls) return a tiny dataset."""
+    import qyx_geo.dataset
+
+    ds = tiny_dataset()
+    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda **_: ds)
+    return ds

@@ -252,9 +252,9 @@ def test_missing_network():
         run_audit(tiny_dataset())
 
 
-def test_network_arrays_cache_round_trip(tmp_path, monkeypatch):
+def _counted_network_source(tmp_path, monkeypatch):
+    """A network file in a cache folder of its own, loaded as the grid graph; loads counted."""
     import qyx_geo.network
-    from qyx_geo.audit import network_arrays, network_cache_key
 
     # A cache of its own: the key hashes the file's content, so a shared cache folder that an
     # earlier run filled would already hold this entry and the first call would not load.
@@ -264,6 +264,13 @@ def test_network_arrays_cache_round_trip(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(qyx_geo.network, "load_network",
                         lambda src, **kw: calls.append(src) or grid_graph())
+    return source, calls
+
+
+def test_network_arrays_cache_round_trip(tmp_path, monkeypatch):
+    from qyx_geo.audit import network_arrays, network_cache_key
+
+    source, calls = _counted_network_source(tmp_path, monkeypatch)
     first = network_arrays(source)
     second = network_arrays(source)
     assert calls == [source]  # the second call came from the cache
@@ -284,16 +291,10 @@ def test_network_arrays_cache_round_trip(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_damaged_engine_cache_is_rebuilt_not_fatal(tmp_path, monkeypatch, caplog, damage):
-    import qyx_geo.network
     from qyx_geo import _cache
     from qyx_geo.audit import network_arrays
 
-    monkeypatch.setenv("QYX_CACHE_DIR", str(tmp_path / "cache"))
-    source = tmp_path / "tiny.osm"
-    source.write_text("<osm/>", encoding="utf-8")
-    calls = []
-    monkeypatch.setattr(qyx_geo.network, "load_network",
-                        lambda src, **kw: calls.append(src) or grid_graph())
+    source, calls = _counted_network_source(tmp_path, monkeypatch)
     first = network_arrays(source)
     (entry,) = _cache.entries("engine")
     data = bytearray(entry.path.read_bytes())

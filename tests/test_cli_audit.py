@@ -8,9 +8,8 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
-from _audit_fixtures import tiny_dataset
+from _audit_fixtures import use_tiny_dataset
 
-import qyx_geo.dataset
 from qyx_geo import report
 from qyx_geo._outputs import MANIFEST
 from qyx_geo._paths import data_dir
@@ -20,9 +19,7 @@ from qyx_geo.report import REPORT_FILES
 
 @pytest.fixture
 def tiny(monkeypatch):
-    ds = tiny_dataset()
-    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda **_: ds)
-    return ds
+    return use_tiny_dataset(monkeypatch)
 
 
 def test_audit_prints_county_and_ranking(tiny, tmp_path, capsys):

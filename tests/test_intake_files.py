@@ -203,13 +203,9 @@ def test_import_register_passes_layer_name(tmp_path):
 
 @pytest.fixture
 def tiny(monkeypatch):
-    from _audit_fixtures import tiny_dataset
+    from _audit_fixtures import use_tiny_dataset
 
-    import qyx_geo.dataset
-
-    ds = tiny_dataset()
-    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda **_: ds)
-    return ds
+    return use_tiny_dataset(monkeypatch)
 
 
 def test_audit_refuses_a_register_with_no_usable_row(tiny, tmp_path, capsys):

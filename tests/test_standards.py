@@ -12,9 +12,8 @@ import json
 
 import pandas as pd
 import pytest
-from _audit_fixtures import UNITS, grid_graph, tiny_dataset
+from _audit_fixtures import UNITS, grid_graph, tiny_dataset, use_tiny_dataset
 
-import qyx_geo.dataset
 from qyx_geo._errors import DataFileError, SettingsError
 from qyx_geo.audit import run_audit
 from qyx_geo.cli import main
@@ -139,8 +138,7 @@ def test_shipped_standards():
 
 
 def test_cli_audit_with_a_standard(monkeypatch, tmp_path, mini, capsys):
-    ds = tiny_dataset()
-    monkeypatch.setattr(qyx_geo.dataset, "load_dataset", lambda **_: ds)
+    use_tiny_dataset(monkeypatch)
     assert main(["audit", "--out", str(tmp_path / "o"), "--no-maps", "--standard", str(mini),
                  "--tier-units", "t15=村委会+社区/居委会"]) == 0
     out = capsys.readouterr().out
