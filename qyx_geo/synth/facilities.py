@@ -136,20 +136,9 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
     lagging
         Township code → layers it lags in (default: the embedded county's :data:`LAGGING`).
     """
-    units = units.sort_index()
-    umetric = units.to_crs(METRIC_CRS)
-    tmetric = townships.sort_index().to_crs(METRIC_CRS)
-    pts = gpd.GeoSeries(gpd.points_from_xy(demand["lon"], demand["lat"]), crs=WGS84)
-    dxy = shapely.get_coordinates(pts.to_crs(METRIC_CRS).to_numpy())
-    biggest = (pd.DataFrame({"unit": demand["unit_code"], "pop": demand["pop"],
-                             "x": dxy[:, 0], "y": dxy[:, 1]})
-               .sort_values(["unit", "pop"], ascending=[True, False], kind="stable")
-               .groupby("unit").first())
+    umetric, tmetric, biggest, seat_xy = _anchors(units, townships, demand)
     unit_pop = demand.groupby("unit_code")[["pop", "pop_0_3", "pop_60p"]].sum()
     town_pop = demand.groupby("township_code")["pop"].sum()
-    seats = gpd.GeoSeries(gpd.points_from_xy(townships.sort_index()["seat_lon"],
-                                             townships.sort_index()["seat_lat"]), crs=WGS84)
-    seat_xy = shapely.get_coordinates(seats.to_crs(METRIC_CRS).to_numpy())
 
     rows: list[_Row] = _osm_rows(osm_hospitals) if osm_hospitals is not None else []
     osm_health_centres = [r.name for r in rows if r.level == "卫生院"]
@@ -209,6 +198,28 @@ def build_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, deman
                              _near(anchor, unit.geometry, _OFFSET_SD_M["unit"], rng),
                              "synthetic", 2))
     return _to_layers(rows, umetric, layers=FACILITY_LAYERS, seed=seed)
+
+
+def _anchors(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame, demand: pd.DataFrame
+             ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, pd.DataFrame, np.ndarray]:
+    """Return units and townships in metres (by code), each unit's largest cluster, the seats.
+
+    The largest residential cluster of a unit (columns ``x``, ``y`` in metres, by unit code)
+    anchors its village/community facilities; the seats (metres, in township-code order)
+    anchor the township-level ones. Shared by :mod:`qyx_geo.synth.more_services`.
+    """
+    umetric = units.sort_index().to_crs(METRIC_CRS)
+    tmetric = townships.sort_index().to_crs(METRIC_CRS)
+    pts = gpd.GeoSeries(gpd.points_from_xy(demand["lon"], demand["lat"]), crs=WGS84)
+    dxy = shapely.get_coordinates(pts.to_crs(METRIC_CRS).to_numpy())
+    biggest = (pd.DataFrame({"unit": demand["unit_code"], "pop": demand["pop"],
+                             "x": dxy[:, 0], "y": dxy[:, 1]})
+               .sort_values(["unit", "pop"], ascending=[True, False], kind="stable")
+               .groupby("unit").first())
+    seats = gpd.GeoSeries(gpd.points_from_xy(townships.sort_index()["seat_lon"],
+                                             townships.sort_index()["seat_lat"]), crs=WGS84)
+    seat_xy = shapely.get_coordinates(seats.to_crs(METRIC_CRS).to_numpy())
+    return umetric, tmetric, biggest, seat_xy
 
 
 def _to_layers(rows: Sequence[_Row], umetric: gpd.GeoDataFrame, *, layers: Sequence[str],

@@ -33,7 +33,7 @@ import shapely
 
 from qyx_geo.schema import METRIC_CRS, WGS84
 from qyx_geo.synth import rng_for, write_csv, write_geojson
-from qyx_geo.synth.facilities import _near, _Row, _to_layers, short_unit_name
+from qyx_geo.synth.facilities import _anchors, _near, _Row, _to_layers, short_unit_name
 
 __all__ = ["LAYERS", "MISSING", "build_more_facilities", "classify_school",
            "write_more_facilities"]
@@ -119,19 +119,8 @@ def build_more_facilities(units: gpd.GeoDataFrame, townships: gpd.GeoDataFrame,
     seed
         Seed of the run.
     """
-    units = units.sort_index()
-    umetric = units.to_crs(METRIC_CRS)
-    tmetric = townships.sort_index().to_crs(METRIC_CRS)
-    pts = gpd.GeoSeries(gpd.points_from_xy(demand["lon"], demand["lat"]), crs=WGS84)
-    dxy = shapely.get_coordinates(pts.to_crs(METRIC_CRS).to_numpy())
-    biggest = (pd.DataFrame({"unit": demand["unit_code"], "pop": demand["pop"],
-                             "x": dxy[:, 0], "y": dxy[:, 1]})
-               .sort_values(["unit", "pop"], ascending=[True, False], kind="stable")
-               .groupby("unit").first())
+    umetric, tmetric, biggest, seat_xy = _anchors(units, townships, demand)
     unit_pop = demand.groupby("unit_code")["pop"].sum()
-    seats = gpd.GeoSeries(gpd.points_from_xy(townships.sort_index()["seat_lon"],
-                                             townships.sort_index()["seat_lat"]), crs=WGS84)
-    seat_xy = shapely.get_coordinates(seats.to_crs(METRIC_CRS).to_numpy())
 
     rows, schools = _school_rows(osm_schools)
     for t, (tcode, town) in enumerate(tmetric.iterrows()):
