@@ -289,6 +289,21 @@ def test_geo_file_in_another_projection_is_converted(tmp_path: Path) -> None:
     assert np.allclose(result.layer.geometry.x, reference_layer.geometry.x, atol=1e-7)
 
 
+def test_points_beside_polygons_are_not_reported_as_changed(tmp_path: Path) -> None:
+    # A file mixing points and polygons: only the polygon's row was changed (a point on it).
+    layer = gpd.read_file(REG / "nursery_epsg4549.gpkg").to_crs("EPSG:4326")
+    geoms = list(layer.geometry)
+    geoms[1] = shapely.Point(geoms[1].x, geoms[1].y).buffer(0.0002)
+    layer = layer.set_geometry(gpd.GeoSeries(geoms, crs="EPSG:4326"))
+    layer.to_file(tmp_path / "mixed_shapes.geojson", driver="GeoJSON")
+    result = imp(tmp_path / "mixed_shapes.geojson", layer="nursery")
+    check_accounting(result)
+    statuses = list(result.report["status"])
+    assert statuses[1] == "accepted-with-changes"
+    assert "Polygon" in str(result.report["changes"].iloc[1])
+    assert statuses[0] == statuses[2] == "accepted"
+
+
 def test_duplicates_rejected_or_kept_never_merged() -> None:
     result = imp("duplicates.csv", layer="nursery")
     check_accounting(result)

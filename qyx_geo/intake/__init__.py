@@ -271,8 +271,9 @@ def _parse_coords(st: RowState, cells: Mapping[str, Any], cols: Mapping[str, str
         if gx is not None and gy is not None and np.isfinite(gx) and np.isfinite(gy):
             x, y = float(gx), float(gy)
             st.source_x_text, st.source_y_text = repr(x), repr(y)
-            if cells.get(GEOM_NOTE):
-                st.change(str(cells[GEOM_NOTE]))
+            note = cells.get(GEOM_NOTE)
+            if isinstance(note, str) and note:
+                st.change(note)
     if x is not None and y is not None:
         st.x, st.y = x, y
 

@@ -549,7 +549,9 @@ def _read_geo(file: Path, layer_name: str | None = None) -> RawTable:
         geom_notes.append(note)
     frame[GEOM_X] = np.asarray(xs, dtype=float)
     frame[GEOM_Y] = np.asarray(ys, dtype=float)
-    frame[GEOM_NOTE] = geom_notes
+    # object dtype: pandas would store the None of a str column as NaN, which is truthy and
+    # would mark every point row beside a polygon as changed
+    frame[GEOM_NOTE] = np.array(geom_notes, dtype=object)
     frame.index = pd.Index(range(1, len(frame) + 1), name="row")
     frame.columns = [str(c) for c in frame.columns]
     if frame.empty:
