@@ -440,3 +440,30 @@ def test_the_package_imports_no_private_osmnx_name():
                  for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
                  if pattern.search(line.split("#")[0])]
     assert offenders == []
+
+
+def test_warm_network_path_never_imports_osmnx(tmp_path):
+    # issue 11: with engine arrays, main roads and the grid link cached, an audit only needs
+    # the cache keys; importing osmnx (and matplotlib through it) cost half a second per run
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, types\n"
+        "from qyx_geo.pipeline import dataset_network, grid_link\n"
+        "from qyx_geo.settings import Settings\n"
+        f"source = {str(TINY)!r}\n"
+        "net, roads = dataset_network(types.SimpleNamespace(region=None), source,"
+        " need_roads=True)\n"
+        "grid_link(net, source, Settings())\n"
+        "print(' '.join(m for m in ('osmnx', 'matplotlib') if m in sys.modules) or '-')\n"
+    )
+    env = {**os.environ, "QYX_CACHE_DIR": str(tmp_path / "cache")}
+
+    def imported() -> str:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, check=True)
+        return out.stdout.split("\n")[-2]
+
+    assert "osmnx" in imported()  # cold: the network is read and processed with osmnx
+    assert imported() == "-"  # warm: cache hits only

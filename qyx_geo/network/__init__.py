@@ -46,7 +46,6 @@ from urllib.parse import urlparse
 
 import networkx as nx
 import numpy as np
-import osmnx as ox
 import pyproj
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
@@ -329,6 +328,8 @@ def _read_file(path: Path, fmt: str, network_type: str,
     """Read a file into a raw WGS84 graph; OSM files arrive filtered and clipped already."""
     if fmt == "graphml":
         return read_graphml(path)
+    import osmnx as ox  # imported where used: cached networks never need it (issue 11)
+
     wf = WayFilter(network_type)
     tags = list(dict.fromkeys([*ox.settings.useful_tags_way, *wf.keys, "source"]))
     G, stats = read_osm_graph(
@@ -353,6 +354,8 @@ def _read_file(path: Path, fmt: str, network_type: str,
 def _prepare(G: nx.MultiDiGraph, *, label: str, opts: dict[str, Any],
              synthetic: bool | None) -> nx.MultiDiGraph:
     """Filter, prune, simplify and project a raw graph; mutates and returns ``G``."""
+    import osmnx as ox
+
     crs = G.graph.get("crs")
     if not crs:
         msg = (f"{label}: the graph has no 'crs' attribute, so its coordinates cannot be "
@@ -573,6 +576,8 @@ def fetch_network(
 def _download(query: str | BaseGeometry, label: str, identity: dict[str, Any],
               opts: dict[str, Any], probe_timeout_s: float,
               requests_timeout_s: float) -> nx.MultiDiGraph:
+    import osmnx as ox
+
     network_type, simplify, retain_all = opts["network_type"], opts["simplify"], opts["retain_all"]
     urls = [ox.settings.overpass_url] + ([ox.settings.nominatim_url] if "place" in identity
                                          else [])

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import networkx as nx
-import osmnx as ox
 
 from qyx_geo._errors import DataFileError
 
@@ -106,6 +105,8 @@ def osmnx_way_filter(network_type: str) -> str:
         msg = (f"network_type must be one of {', '.join(OSMNX_WAY_FILTERS)}; got "
                f"{network_type!r}")
         raise ValueError(msg) from None
+    import osmnx as ox  # here, not at import: a warm audit never needs osmnx (issue 11)
+
     return template.replace("{access}", str(ox.settings.default_access))
 
 
@@ -172,6 +173,8 @@ def detect_format(path: Path) -> FileFormat:
 @contextlib.contextmanager
 def osmnx_settings(**overrides: Any) -> Iterator[None]:
     """Temporarily change ``osmnx.settings`` and restore them afterwards."""
+    import osmnx as ox
+
     old = {k: getattr(ox.settings, k) for k in overrides}
     try:
         for k, v in overrides.items():
@@ -201,6 +204,8 @@ def xml_generator(path: Path) -> str:
 
 def read_graphml(path: Path) -> nx.MultiDiGraph:
     """Read an osmnx GraphML file; broken files raise :class:`DataFileError`."""
+    import osmnx as ox
+
     try:
         return ox.load_graphml(path)
     except (ET.ParseError, nx.NetworkXError, OSError, EOFError, KeyError, ValueError,

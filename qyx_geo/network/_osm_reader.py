@@ -28,7 +28,6 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-import osmnx as ox
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -105,6 +104,7 @@ def read_osm_graph(path: Path, *, bidirectional: bool, way_tags: list[str],
         No node of the file lies inside ``clip``.
     """
     import osmium  # heavy; only needed here
+    import osmnx as ox  # likewise: a warm audit never imports it (issue 11)
 
     stats = ReadStats()
     keep = set(way_tags)
@@ -219,8 +219,8 @@ _ONEWAY_VALUES = {"yes", "true", "1", "-1", "reverse", "T", "F"}
 _REVERSED_VALUES = {"-1", "reverse", "T"}
 
 
-def _is_one_way(path: Mapping[str, Any], *, bidirectional: bool) -> bool:
-    if ox.settings.all_oneway:
+def _is_one_way(path: Mapping[str, Any], *, bidirectional: bool, all_oneway: bool) -> bool:
+    if all_oneway:
         return True
     if bidirectional:  # walking: a one-way street is walked both ways
         return False
@@ -235,15 +235,18 @@ def _build(paths: list[dict[str, Any]], coords: Mapping[int, tuple[float, float]
     same order and keys (osmnx ``_add_paths``: forward edges of a path, then its reverse when
     it is not one-way), same ``oneway``/``reversed``/``length`` (osmnx ``great_circle``).
     """
+    import osmnx as ox
+
+    all_oneway = bool(ox.settings.all_oneway)
     us: list[int] = []
     vs: list[int] = []
     attrs: list[dict[str, Any]] = []
     for path in paths:
         nodes = path.pop("nodes")
-        one_way = _is_one_way(path, bidirectional=bidirectional)
+        one_way = _is_one_way(path, bidirectional=bidirectional, all_oneway=all_oneway)
         if one_way and path.get("oneway") in _REVERSED_VALUES:
             nodes.reverse()
-        if not ox.settings.all_oneway:
+        if not all_oneway:
             path["oneway"] = one_way
         pairs = list(pairwise(nodes))
         for u, v in pairs:
