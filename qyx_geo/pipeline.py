@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from qyx_geo import _paths
 from qyx_geo._errors import SettingsError
+from qyx_geo._fork import Background
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -162,7 +163,8 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
                  timings: dict[str, float], *, with_isochrones: bool = True,
                  method: str = "surface", source: str | os.PathLike[str] | None = None,
                  own_network: bool = False,
-                 paper: str | None = None) -> Callable[[Path], list[Path]] | None:
+                 paper: str | None = None, parallel: bool | None = None,
+                 ) -> Callable[[Path], Background[list[Path]]] | None:
     try:
         from qyx_geo import maps
         from qyx_geo.isochrones import isochrones
@@ -175,11 +177,10 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
     codes = result.township_codes or ()
     township = codes[0] if len(codes) == 1 else None  # one township audited: maps zoom to it
 
-    def write(folder: Path) -> list[Path]:
+    def write(folder: Path) -> Background[list[Path]]:
         start = time.perf_counter()
         iso = {}
         surfaces = {}
-        files: list[Path] = []
         net = result.net
         link = grid_link(net, source, result.settings) if net is not None else None
         timings["grid_link"] = time.perf_counter() - start
@@ -191,39 +192,61 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
             tiers = sorted({*(t for t in audit.service.tiers_minutes
                               if t <= audit.threshold_minutes), audit.threshold_minutes})
             mode: Any = audit.mode
-            surface = travel_time_surface(net, layer, cutoff_minutes=tiers[-1],
-                                          settings=result.settings, mode=mode, link=link,
-                                          attrs={"service": sid, "mode": audit.mode})
-            files.append(write_geotiff(
-                surface, folder / "surfaces" / f"{sid}.tif",
-                provenance=_provenance(result, layer, own_network=own_network)))
+            surfaces[sid] = travel_time_surface(net, layer, cutoff_minutes=tiers[-1],
+                                                settings=result.settings, mode=mode, link=link,
+                                                attrs={"service": sid, "mode": audit.mode})
             if not with_isochrones:
                 continue
             if method == "exact":
                 iso[sid] = isochrones(net, layer, minutes=tiers, settings=result.settings,
                                       mode=mode, method="exact")
-            else:
-                surfaces[sid] = surface
-                if township is not None:  # county maps draw the surface itself
-                    iso[sid] = surface_isochrones(surface, minutes=tiers)
+            elif township is not None:  # county maps draw the surface itself
+                iso[sid] = surface_isochrones(surfaces[sid], minutes=tiers)
         timings["isochrones"] = time.perf_counter() - start
         advance("地图 maps")
-        start = time.perf_counter()
-        files[:0] = maps.write_audit_maps(
-            result, folder, isochrones=iso if with_isochrones else False, roads=roads,
-            township=township, surfaces=surfaces)
-        timings["maps"] = time.perf_counter() - start
-        if paper is not None and net is not None:
-            from qyx_geo.maps.printing import write_print_maps
+        drawn = surfaces if with_isochrones and method != "exact" else {}
 
-            advance("打印图 print maps")
-            start = time.perf_counter()
-            files += write_print_maps(result, folder / "print", crs=net.crs, surfaces=surfaces,
-                                      roads=roads if hasattr(roads, "geometry") else None,
-                                      paper=paper,  # type: ignore[arg-type]
-                                      township=township)
-            timings["print_maps"] = time.perf_counter() - start
-        return files
+        def draw() -> dict[str, Any]:
+            # in a forked child where possible (qyx_geo._fork): files on disk, JSON back
+            clock = time.perf_counter()
+            spent: dict[str, float] = {}
+            html = maps.write_audit_maps(
+                result, folder, isochrones=iso if with_isochrones else False, roads=roads,
+                township=township, surfaces=drawn)
+            spent["maps"] = time.perf_counter() - clock
+            prints: list[Path] = []
+            if paper is not None and net is not None:
+                from qyx_geo.maps.printing import write_print_maps
+
+                clock = time.perf_counter()
+                prints = write_print_maps(result, folder / "print", crs=net.crs,
+                                          surfaces=drawn,
+                                          roads=roads if hasattr(roads, "geometry") else None,
+                                          paper=paper,  # type: ignore[arg-type]
+                                          township=township)
+                spent["print_maps"] = time.perf_counter() - clock
+            return {"maps": [str(p) for p in html], "print": [str(p) for p in prints],
+                    "timings_s": spent}
+
+        job = Background(draw, parallel=parallel, finish=lambda value: finish(value, tiffs))
+        # the parent writes the GeoTIFFs (GDAL's deflate) while the child draws
+        tiffs: list[Path] = []
+        clock = time.perf_counter()
+        try:
+            for sid, surface in surfaces.items():
+                tiffs.append(write_geotiff(
+                    surface, folder / "surfaces" / f"{sid}.tif",
+                    provenance=_provenance(result, result.services[sid].facilities,
+                                           own_network=own_network)))
+        except BaseException:
+            job.close()
+            raise
+        timings["geotiff"] = time.perf_counter() - clock
+        return job
+
+    def finish(value: dict[str, Any], tiffs: list[Path]) -> list[Path]:
+        timings.update(value["timings_s"])
+        return [*map(Path, value["maps"]), *tiffs, *map(Path, value["print"])]
 
     return write
 
@@ -249,6 +272,7 @@ def audit_to_folder(
     standards: Iterable[Any] = (),
     standard_unit_kinds: Mapping[str, Iterable[str]] | None = None,
     crs: str | None = None,
+    parallel: bool | None = None,
 ) -> AuditRun:
     """Audit ``dataset`` and write every output into ``out_dir`` (as ``qyx audit`` does).
 
@@ -285,6 +309,10 @@ def audit_to_folder(
     crs
         Projected CRS for all metric work (snapping, surfaces, isochrones); default the region
         pack's, else the local one for the network (:func:`dataset_crs`).
+    parallel
+        Draw the HTML (and print) maps in a forked child process while this one writes the
+        GeoTIFFs and tables (:mod:`qyx_geo._fork`): ``None`` where that is safe (Linux, two or
+        more cores, no other Python thread), ``False`` never. The outputs are the same.
 
     Returns
     -------
@@ -310,7 +338,7 @@ def audit_to_folder(
     writer = _maps_writer(result, roads, advance, timings, with_isochrones=isochrones,
                           method=isochrone_method, source=network_source(dataset, network),
                           own_network=network is not None,
-                          paper=print_paper) if maps else None
+                          paper=print_paper, parallel=parallel) if maps else None
     advance("写出 write")
     t0 = time.perf_counter()
     # the same dict: the maps writer adds its timings before run.json is rendered

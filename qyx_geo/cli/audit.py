@@ -324,7 +324,11 @@ def _print_service(audit: ServiceAudit) -> None:
 def _progress_bar(total: int) -> tuple[Callable[[str], None], Callable[[], None]]:
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc="体检 audit", unit="步", file=sys.stderr, disable=None,
+    class _Bar(tqdm):  # type: ignore[type-arg]
+        # no monitor thread: the maps are drawn in a forked child, which wants one thread only
+        monitor_interval = 0
+
+    bar = _Bar(total=total, desc="体检 audit", unit="步", file=sys.stderr, disable=None,
                leave=False)
     done = {"n": 0}
 
