@@ -324,3 +324,36 @@ def test_cache_folder_that_cannot_be_created(tmp_path, capsys, monkeypatch):
     assert main(["network", "load", str(tiny_osm)]) == 2
     line = _one_line(capsys)
     assert "QYX_CACHE_DIR" in line and str(f / "qyx") in line
+
+
+def test_a_command_registers_only_its_own_parser():
+    # issue 11: `qyx audit` used to import every command's module (the dataset stack for
+    # `info`, the maps for `map`…) before it parsed its arguments
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom qyx_geo.cli import main\n"
+            "try:\n    main(['-v', 'audit', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('qyx_geo.cli.'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "--fail-under" in out  # the audit's own help
+    assert out.splitlines()[-1].split() == ["qyx_geo.cli.audit", "qyx_geo.cli.facilities",
+                                            "qyx_geo.cli.region"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-vh", "audit"], ["--help", "audit"]])
+def test_help_before_a_command_lists_every_command(argv, capsys):
+    from qyx_geo.cli import COMMANDS
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    out = capsys.readouterr().out
+    assert all(f"    {name} " in out for name in COMMANDS)
+
+
+def test_an_unknown_command_lists_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["-v", "audti"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'audti'" in err and "'site'" in err

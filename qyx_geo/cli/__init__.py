@@ -24,8 +24,12 @@ COMMANDS = ("info", "audit", "batch", "map", "targets", "network", "facilities",
             "region")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the ``qyx`` argument parser with every sub-command registered."""
+def build_parser(*, commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
+    """Return the ``qyx`` argument parser with these sub-commands registered (default: all).
+
+    Registering a sub-command imports its module and what that imports (``info`` the dataset
+    stack, ``map`` the maps…), so :func:`main` registers only the one it runs.
+    """
     parser = argparse.ArgumentParser(
         prog="qyx",
         description="县域“15分钟公共服务圈”体检工具 — qyx_geo: village-by-village audits of a "
@@ -36,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="更详细的日志 / more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in commands:
         module = importlib.import_module(f"qyx_geo.cli.{name}")
         module.register(sub)
     return parser
@@ -79,9 +83,26 @@ def os_error_message(err: OSError, args: argparse.Namespace | None = None) -> st
     return f"{where}{reason}. {fix}"
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """Return the sub-command ``argv`` runs, or ``None`` when the full parser is needed.
+
+    ``qyx``'s own options (``-v``, ``--version``, ``-h``) take no value, so the first word
+    without a dash names the sub-command; help or the version before it needs every command.
+    """
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None  # unknown: argparse lists the choices
+        if word in ("--", "--help", "--version") or (word[1:2] != "-" and "h" in word):
+            return None  # -h, also among other short flags (-vh)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``qyx`` command line and return its exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    # one sub-command's parser: `qyx audit` imports only what the audit needs (issue 11)
+    parser = build_parser(commands=(command,) if command else COMMANDS)
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
