@@ -109,6 +109,87 @@ def test_township_names_are_escaped(ds, audit):
     assert escape_text(toy.XSS) in html or js(escape_text(toy.XSS)) in html
 
 
+# ------------------------------------------------------------------ template syntax in data
+
+RUN = "Z{{ 7*7 }}Z"  # printed as Z49Z if run as a Jinja template
+BRANCH = "Y{% if true %}x{% endif %}Y"  # printed as YxY if run
+
+
+def test_template_syntax_in_user_text_is_printed_not_run(ds):
+    units = ds.units.copy()
+    units.iloc[1, units.columns.get_loc("name")] = f"村{RUN}{BRANCH}"
+    townships = ds.townships.copy()
+    townships.iloc[1, townships.columns.get_loc("name")] = f"镇{RUN}"
+    facilities = ds.facilities["canteen"].copy()
+    facilities.iloc[1, facilities.columns.get_loc("name")] = f"点{BRANCH}{RUN}"
+    evil = dataclasses.replace(ds, units=units, townships=townships,
+                               facilities={"canteen": facilities})
+    audit = toy.toy_audit(evil)
+    m = maps.service_map(audit, evil, title=f"标题{RUN}")
+    folium.Marker([30.2, 121.3], tooltip=folium.Tooltip(RUN),
+                  popup=folium.Popup(BRANCH)).add_to(m)
+    page = render_offline_html(m)
+    assert "Z49Z" not in page and "YxY" not in page
+    assert js(escape_text(f"村{RUN}{BRANCH}")) in page  # village: tooltip property
+    assert js(escape_text(f"点{BRANCH}{RUN}")) in page  # facility: tooltip and popup
+    assert js(escape_text(f"镇{RUN}")) in page  # township label
+    assert f"<h1>{escape_text(f'标题{RUN}')}</h1>" in page  # title
+    assert RUN in page and BRANCH in page  # folium's own tooltip and popup
+
+
+def test_plain_text_rendering_is_what_jinja_prints_for_plain_text():
+    from jinja2 import Template
+
+    from qyx_geo.maps._offline import literal_element
+
+    for text in ("", "\n", "a", "a\n", "a\n\n", "a\r\nb\rc\r\n", "\r\n\r", " x \n "):
+        assert literal_element(text).render() == Template(text).render(), repr(text)
+
+
+def test_plain_text_only_in_the_rendering_thread():
+    import threading
+
+    import branca.element
+    import jinja2
+    from branca.element import Element
+
+    from qyx_geo.maps._offline import _LITERAL_OUTPUT
+
+    seen = []
+    with _LITERAL_OUTPUT:
+        assert Element("{{ 1 + 1 }}").render() == "{{ 1 + 1 }}"
+        worker = threading.Thread(target=lambda: seen.append(Element("{{ 1 + 1 }}").render()))
+        worker.start()
+        worker.join()
+    assert seen == ["2"]  # another thread's templates still run
+    assert branca.element.Template is jinja2.Template  # put back
+
+
+@pytest.mark.parametrize("which", ["service", "overview"])
+def test_plain_text_rendering_changes_no_byte_of_a_page(ds, audit, which, monkeypatch):
+    import copy
+
+    from branca.element import Element
+
+    from qyx_geo.maps import _offline
+
+    if which == "service":
+        m = maps.service_map(audit, ds, isochrones=toy.toy_isochrones(ds), roads=toy.toy_graph(),
+                             tiles="gaode")
+    else:
+        m = maps.overview_map(toy.ToyResult(2027, {"canteen": audit}, ds), roads=toy.toy_graph())
+    folium.Marker([30.2, 121.3], icon=folium.Icon(icon="info", prefix="fa"),
+                  popup=folium.Popup("<b>hi</b>")).add_to(m)
+    ours, theirs, offline_old = (copy.deepcopy(m) for _ in range(3))
+    # branca's own rendering of the same map (ids are fixed at construction)
+    assert _offline.render_literal(ours.get_root()) == theirs.get_root().render()
+    # and the offline page as it was rendered before (every text compiled as a template)
+    page = render_offline_html(m)
+    monkeypatch.setattr(_offline, "literal_element", Element)
+    monkeypatch.setattr(_offline, "render_literal", lambda el: el.render())
+    assert render_offline_html(offline_old) == page
+
+
 # ---------------------------------------------------------------------------- offline
 
 

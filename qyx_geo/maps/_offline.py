@@ -7,6 +7,10 @@ packages, versions and licences) and rewrites ``url(...)`` references of the sty
 URIs; :func:`qyx_geo.maps.save_map` then refuses to write a page that would load anything from
 the network.
 
+The page is rendered by :func:`render_literal`, which keeps what each element's template printed
+as plain text: branca would otherwise compile it as a Jinja template and run it, so a village or
+facility name such as ``{{ 7*7 }}`` would print ``49`` (template injection).
+
 Only what the map needs is inlined (``assets="auto"``): Leaflet always; jQuery only when a
 :class:`folium.Popup` (which builds its content with ``$(...)``) is present; Bootstrap,
 awesome-markers and Font Awesome only when a :class:`folium.Icon` is. ``assets="all"`` inlines
@@ -23,6 +27,7 @@ import json
 import logging
 import mimetypes
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
@@ -34,7 +39,7 @@ from qyx_geo._errors import AssetError, SettingsError
 
 if TYPE_CHECKING:
     import folium
-    from branca.element import Element
+    from branca.element import Element, MacroElement
 
 __all__ = [
     "ASSETS",
@@ -47,6 +52,9 @@ __all__ = [
     "external_urls",
     "gcj02_offset_grid",
     "gcj02_shift_element",
+    "literal_element",
+    "macro_element",
+    "render_literal",
     "render_offline_html",
 ]
 
@@ -96,6 +104,134 @@ def escape_text(value: object) -> str:
     """
     text = "" if value is None else str(value)
     return html.escape(text, quote=True).replace("`", "&#96;").replace("$", "&#36;")
+
+
+# ------------------------------------------------------------------------- plain-text rendering
+
+
+class _PlainText:
+    r"""Stands in for a Jinja template of ``source``: prints it, never runs it.
+
+    It prints what Jinja prints for text without template syntax, byte for byte: line ends made
+    ``\n`` and one final line end dropped (Jinja's defaults), so pages are unchanged.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, source: str) -> None:
+        if "\r" in source:
+            source = source.replace("\r\n", "\n").replace("\r", "\n")
+        self.text = source[:-1] if source.endswith("\n") else source
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        return self.text
+
+
+class _LiteralMacroOutput:
+    """Context manager: while it is entered, ``Element(text)`` made in this thread is plain text.
+
+    branca's ``MacroElement.render`` (and folium's ``Popup.render``, ``Class.render`` and the
+    GeoJSON tooltip style) wrap what a template printed in ``Element(text)``, whose ``__init__``
+    compiles ``text`` as a Jinja template that the page's render then runs: user text in a
+    name, tooltip or GeoJSON property was executed, and compiling ~1,000 large strings per audit
+    cost about a second. ``Element.__init__`` looks ``Template`` up in ``branca.element`` when it
+    runs, so while entered that name points at a factory that returns :class:`_PlainText` for
+    calls from a thread inside the block and a real template for any other thread. Entries
+    are counted under a lock; the last one out puts jinja's ``Template`` back.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._original: Any = None
+        self._local = threading.local()
+
+    def _factory(self, source: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self._local, "depth", 0) and isinstance(source, str) and not args \
+                and not kwargs:
+            return _PlainText(source)
+        return self._original(source, *args, **kwargs)
+
+    def __enter__(self) -> None:
+        import branca.element
+
+        with self._lock:
+            if self._users == 0:
+                self._original = branca.element.Template
+                branca.element.Template = self._factory  # type: ignore[assignment,misc]
+            self._users += 1
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        import branca.element
+
+        self._local.depth -= 1
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                branca.element.Template = self._original  # type: ignore[misc]
+
+
+_LITERAL_OUTPUT = _LiteralMacroOutput()
+
+
+def render_literal(element: Element) -> str:
+    """Return ``element.render()`` with every template's output kept as plain text.
+
+    Identical to branca's rendering, except that text a template printed (names, tooltips,
+    GeoJSON) is never compiled and run as a template in its turn.
+    """
+    with _LITERAL_OUTPUT:
+        return str(element.render())
+
+
+def literal_element(text: str) -> Element:
+    """Return a branca ``Element`` that prints ``text`` as it is (never run as a template)."""
+    return _literal_class()(text)
+
+
+@cache
+def _literal_class() -> type[Element]:
+    from branca.element import Element
+
+    class LiteralElement(Element):
+        # the text lives in an ordinary attribute: it survives copy.deepcopy, which drops
+        # ``_template``
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self._name = "LiteralElement"
+            self.text = _PlainText(text).text
+
+        def render(self, **kwargs: Any) -> str:
+            return str(self.text)
+
+    return LiteralElement
+
+
+def macro_element(name: str, template: str) -> MacroElement:
+    """Return a branca ``MacroElement`` named ``name`` whose macros are ``template``.
+
+    The template is compiled once per process and held by the class, so copies of the element
+    keep it. Values reach the page through ``{{ this.attribute }}``, which prints them without
+    running them: user text in an attribute stays text.
+    """
+    el = _macro_class(template)()
+    el._name = name
+    return el
+
+
+@cache
+def _macro_class(template: str) -> type[MacroElement]:
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    class QyxMacroElement(MacroElement):
+        _template = Template(template)
+
+    return QyxMacroElement
+
+
+# ------------------------------------------------------------------------------------- assets
 
 
 @cache
@@ -185,8 +321,6 @@ def render_offline_html(m: folium.Map, *, assets: AssetMode = "auto") -> str:
     AssetError
         If an element needs a script or style that is not vendored.
     """
-    from branca.element import Element
-
     if assets not in ("auto", "all"):
         msg = f"assets must be 'auto' or 'all', got {assets!r}."
         raise SettingsError(msg)
@@ -226,10 +360,11 @@ def render_offline_html(m: folium.Map, *, assets: AssetMode = "auto") -> str:
             body = _asset_text(relpath)
             tag = (f"<script>/* {relpath} */\n{body}\n</script>" if kind == "js"
                    else f"<style>/* {relpath} */\n{body}\n</style>")
-            figure.header.add_child(Element(tag), name=f"qyx_inline_{name}")
+            figure.header.add_child(literal_element(tag), name=f"qyx_inline_{name}")
         if "leaflet" in need:
-            figure.header.add_child(Element(_default_icon_script()), name="qyx_inline_icon")
-        page = figure.render()
+            figure.header.add_child(literal_element(_default_icon_script()),
+                                    name="qyx_inline_icon")
+        page = render_literal(figure)
     finally:
         for el, declared in saved:
             for key in ("default_js", "default_css"):
@@ -308,14 +443,10 @@ def gcj02_shift_element(m: folium.Map, gcj_layers: list[Any], grid: Mapping[str,
     added to the map, every other layer's coordinates are moved by the offset interpolated from
     ``grid`` (see :func:`gcj02_offset_grid`); when it is removed they are put back.
     """
-    from branca.element import MacroElement
-    from jinja2 import Template
-
     code = (resources.files("qyx_geo.maps") / "_assets" / "qyx" / "gcj02-shift.js").read_text(
         encoding="utf-8")
-    el: Any = MacroElement()
-    el._name = "QyxGcjShift"
-    el._template = Template("{% macro script(this, kwargs) %}{{ this.code }}\n"
+    el: Any = macro_element("QyxGcjShift",
+                            "{% macro script(this, kwargs) %}{{ this.code }}\n"
                             "qyxGcjShift({{ this.map_name }}, [{{ this.layer_names }}], "
                             "{{ this.grid }});{% endmacro %}")
     el.code = code

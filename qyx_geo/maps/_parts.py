@@ -30,6 +30,8 @@ from qyx_geo.maps._offline import (
     escape_text,
     gcj02_offset_grid,
     gcj02_shift_element,
+    literal_element,
+    macro_element,
 )
 from qyx_geo.schema import WGS84
 
@@ -275,12 +277,8 @@ _CSS = """
 
 
 def _html_element(html: str) -> Any:
-    from branca.element import MacroElement
-    from jinja2 import Template
-
-    el: Any = MacroElement()
-    el._name = "QyxHtml"
-    el._template = Template("{% macro html(this, kwargs) %}{{ this.content }}{% endmacro %}")
+    el: Any = macro_element("QyxHtml",
+                            "{% macro html(this, kwargs) %}{{ this.content }}{% endmacro %}")
     el.content = html
     return el
 
@@ -296,11 +294,10 @@ def add_page_furniture(m: folium.Map, *, title: str, subtitle: str, tile_layers:
     area over which overlays may be shifted to GCJ-02 (``min_lon, min_lat, max_lon, max_lat``).
     """
     import folium
-    from branca.element import Element
 
     figure: Any = m.get_root()
     figure.title = escape_text(title)
-    figure.header.add_child(Element(_CSS), name="qyx_css")
+    figure.header.add_child(literal_element(_CSS), name="qyx_css")
     m.add_child(_html_element(
         f'<div id="qyx-title" class="qyx-box"><h1>{escape_text(title)}</h1>'
         f'<div>{subtitle}</div></div>'))
