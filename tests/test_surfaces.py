@@ -209,6 +209,23 @@ def test_banded_image_lands_on_the_cells(city):
     assert np.asarray(image)[py, px] == 0
 
 
+@pytest.mark.parametrize("tiers", [(5, 10, 15), (15,), (10, 5, 5, 15), ()])
+def test_banded_counts_the_tiers_a_cell_exceeds(tiers):
+    from types import SimpleNamespace
+
+    from qyx_geo.maps._surface import banded
+
+    rng = np.random.default_rng(7)
+    minutes = rng.uniform(0, 20, (40, 30)).astype(np.float32)
+    minutes[rng.random(minutes.shape) < 0.3] = np.nan
+    minutes.flat[:4] = (0, 5, 10, 15)  # on the tier edges
+    edges = np.sort(np.asarray(tiers, dtype=np.float32))
+    band = np.searchsorted(edges, minutes, side="left")  # tiers strictly below the value
+    want = np.where(np.isnan(minutes) | (band >= edges.size), 255, band).astype(np.uint8)
+    got = banded(SimpleNamespace(minutes=minutes), tiers)  # type: ignore[arg-type]
+    assert got.dtype == np.uint8 and np.array_equal(got, want)
+
+
 @pytest.mark.slow
 def test_contours_match_exact_street_bands_on_the_embedded_network():
     """Surface contours vs exact street bands, one township of the embedded network.

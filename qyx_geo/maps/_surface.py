@@ -10,6 +10,7 @@ where they belong; the GCJ-02 shift moves the image's corners with the other ove
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from qyx_geo.maps._offline import escape_text
 
 if TYPE_CHECKING:
     import folium
+    import pyproj
 
     from qyx_geo.surfaces import Surface
 
@@ -42,22 +44,39 @@ def banded(surface: Surface, tiers: Sequence[float]) -> npt.NDArray[np.uint8]:
     """Return the band of each cell: 0 for the first tier, 1 for the next, … 255 beyond all."""
     edges = np.asarray(sorted(tiers), dtype=np.float32)
     values = surface.minutes
-    band = np.searchsorted(edges, values, side="left").astype(np.int64)
-    out = np.where(np.isnan(values) | (band >= edges.size), _NO_BAND, band)
-    return out.astype(np.uint8)
+    out = np.zeros(values.shape, dtype=np.uint8)
+    if edges.size == 0:
+        out.fill(_NO_BAND)
+        return out
+    # a cell's band is the number of tiers it exceeds; one uint8 pass per tier is ~4x
+    # cheaper than a binary search per cell (Cixi: 4.6 M cells per service)
+    for edge in edges[:-1]:
+        out += values > edge
+    out[~(values <= edges[-1])] = _NO_BAND  # beyond the last tier, or empty (NaN)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _transformer(src: str, dst: str) -> pyproj.Transformer:
+    """Return a cached transformer: making one costs ~40 ms (PROJ database look-ups).
+
+    pyproj's ``Transformer`` is thread-safe (one PROJ object per thread), so sharing is fine.
+    """
+    import pyproj
+
+    return pyproj.Transformer.from_crs(src, dst, always_xy=True)
 
 
 def band_image(surface: Surface, tiers: Sequence[float], *, alpha: float = 0.55,
                ) -> tuple[bytes, tuple[float, float, float, float]]:
     """Return a paletted PNG of the bands in Web Mercator and its WGS84 ``(w, s, e, n)`` bounds."""
-    import pyproj
     from PIL import Image
     from rasterio.transform import Affine
     from rasterio.warp import Resampling, reproject
 
     bands = banded(surface, tiers)
     rows, cols = bands.shape
-    to_merc = pyproj.Transformer.from_crs(surface.crs, _WEB_MERCATOR, always_xy=True)
+    to_merc = _transformer(str(surface.crs), _WEB_MERCATOR)
     left, bottom, right, top = to_merc.transform_bounds(*surface.bounds, densify_pts=21)
     # about one pixel per cell: Mercator metres are 1 / cos(latitude) ground metres
     res = min((right - left) / cols, (top - bottom) / rows)
@@ -85,7 +104,7 @@ def band_image(surface: Surface, tiers: Sequence[float], *, alpha: float = 0.55,
     image.save(buf, format="PNG", transparency=bytes(opacity))
     left, top = left + c0 * res, top - r0 * res
     right, bottom = left + merc.shape[1] * res, top - merc.shape[0] * res
-    to_wgs = pyproj.Transformer.from_crs(_WEB_MERCATOR, "EPSG:4326", always_xy=True)
+    to_wgs = _transformer(_WEB_MERCATOR, "EPSG:4326")
     (w, e), (s, n) = to_wgs.transform([left, right], [bottom, top])
     return buf.getvalue(), (float(w), float(s), float(e), float(n))
 
