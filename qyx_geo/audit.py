@@ -650,7 +650,8 @@ def _decode_arrays(a: dict[str, np.ndarray]) -> NetworkArrays:
 
 
 def network_arrays(source: str | os.PathLike[str] = "default", *,
-                   cache: bool = True, crs: str | None = None) -> NetworkArrays:
+                   cache: bool = True, crs: str | None = None,
+                   graph: Callable[[], nx.MultiDiGraph] | None = None) -> NetworkArrays:
     """Return the engine arrays of a network file, cached so repeated audits skip networkx.
 
     On the first call the network is loaded with :func:`qyx_geo.network.load_network` (itself
@@ -668,13 +669,18 @@ def network_arrays(source: str | os.PathLike[str] = "default", *,
     crs
         Projected CRS of the network (default: the local one, see
         :func:`qyx_geo.network.load_network`); part of the cache key.
+    graph
+        Returns the loaded network of ``source`` with ``crs``, when the caller also needs it
+        (e.g. for the main roads): called only if the arrays must be built, so one load serves
+        both. Default :func:`qyx_geo.network.load_network`.
     """
     from qyx_geo.network import load_network
 
+    loader = graph or (lambda: load_network(source, crs=crs))
     path = _network_file(source)
     key = _cache.cache_key("engine", {"network": network_cache_key(source, crs=crs)},
                            version=_ARRAYS_FORMAT)
     return _cache.get_or_build(
-        "engine", path.name, key, build=lambda: build_arrays(load_network(source, crs=crs)),
+        "engine", path.name, key, build=lambda: build_arrays(loader()),
         encode=_encode_arrays, decode=_decode_arrays, use_cache=cache,
         meta=lambda net: {"source": str(path), "nodes": net.n_nodes, "edges": net.n_edges})

@@ -98,7 +98,16 @@ def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None,
     if source is None:  # no network file: the dataset loads (and explains) its own
         graph = dataset.load_network(**({"crs": crs} if crs else {}))
         return graph, graph if need_roads else None
-    net = network_arrays(source, crs=crs)
+    loaded: list[Any] = []
+
+    def graph() -> Any:  # one load serves the arrays and the roads when neither is cached
+        if not loaded:
+            from qyx_geo.network import load_network
+
+            loaded.append(load_network(source, crs=crs))
+        return loaded[0]
+
+    net = network_arrays(source, crs=crs, graph=graph)
     if not need_roads:
         return net, None
     try:
@@ -106,12 +115,11 @@ def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None,
     except ImportError:
         return net, None
     from qyx_geo import _cache
-    from qyx_geo.network import load_network
 
     key = _cache.cache_key("roads", {"network": network_cache_key(source, crs=crs)})
     roads = _cache.get_or_build(
         "roads", Path(source).name, key,
-        build=lambda: main_roads(load_network(source, crs=crs)),
+        build=lambda: main_roads(graph()),
         encode=_cache.frame_to_arrays, decode=_cache.frame_from_arrays)
     return net, roads
 

@@ -248,3 +248,24 @@ def test_damaged_grid_link_cache_is_rebuilt(cache, caplog):
     assert "unusable" in caplog.text
     for name, value in first.arrays().items():
         np.testing.assert_array_equal(np.asarray(again.arrays()[name]), np.asarray(value))
+
+
+def test_cold_audit_network_loads_the_graph_once(cache, monkeypatch):
+    """Engine arrays and main roads built cold share one load (it was two: build, then decode)."""
+    import qyx_geo.network
+    from qyx_geo.pipeline import dataset_network
+
+    calls = []
+    real = qyx_geo.network.load_network
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(qyx_geo.network, "load_network", counting)
+    net, roads = dataset_network(None, FIX / "tiny.osm", need_roads=True, crs="EPSG:4549")
+    assert len(calls) == 1
+    assert net.n_edges > 0 and roads is not None
+    # warm: neither the arrays nor the roads need the graph
+    dataset_network(None, FIX / "tiny.osm", need_roads=True, crs="EPSG:4549")
+    assert len(calls) == 1

@@ -113,8 +113,10 @@ def main_roads(network: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     """
     import networkx as nx
 
+    keep = tuple(highways)
+    wanted = {*keep, *(f"{h}_link" for h in keep)}
     if isinstance(network, nx.Graph):
-        edges = _graph_edges(network)
+        edges = _graph_edges(network, wanted)
     elif isinstance(network, gpd.GeoDataFrame):
         edges = network
     else:
@@ -128,11 +130,9 @@ def main_roads(network: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     if edges.crs is None:
         msg = "The road edges have no CRS; set it (e.g. .set_crs('EPSG:4549')) first."
         raise SettingsError(msg)
-    keep = tuple(highways)
     if (set(edges.columns) == {"highway", edges.geometry.name} and edges.crs == WGS84
             and edges["highway"].isin(keep).all()):
         return edges  # already this function's output (e.g. the cached roads): nothing to do
-    wanted = {*keep, *(f"{h}_link" for h in keep)}
 
     def first_main(value: object) -> str | None:
         values = value if isinstance(value, list | tuple) else [value]
@@ -156,10 +156,11 @@ def main_roads(network: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     return out.sort_values("rank", ascending=False).drop(columns="rank").to_crs(WGS84)
 
 
-def _graph_edges(graph: nx.Graph) -> gpd.GeoDataFrame:
-    """Return a graph's edges (one per node pair) with ``highway`` and geometry, in its CRS.
+def _graph_edges(graph: nx.Graph, wanted: set[str] | None = None) -> gpd.GeoDataFrame:
+    """Return a graph's edges (one per node pair) of ``wanted`` highway classes (default all).
 
-    Done here rather than with ``osmnx.graph_to_gdfs``, whose import alone takes seconds.
+    Done here rather than with ``osmnx.graph_to_gdfs``, whose import alone takes seconds; the
+    classes are checked before any geometry is made (main roads are a few % of the edges).
     """
     from shapely.geometry import LineString
 
@@ -173,12 +174,16 @@ def _graph_edges(graph: nx.Graph) -> gpd.GeoDataFrame:
         key = frozenset((u, v))
         if "highway" not in data or key in seen:
             continue
-        seen.add(key)
+        value = data["highway"]
+        seen.add(key)  # the first edge of a node pair stands for it, main road or not
+        if wanted is not None and not any(
+                str(h) in wanted for h in (value if isinstance(value, list | tuple) else (value,))):
+            continue
         geom = data.get("geometry")
         if geom is None:
             a, b = graph.nodes[u], graph.nodes[v]
             geom = LineString([(a["x"], a["y"]), (b["x"], b["y"])])
-        rows.append(data["highway"])
+        rows.append(value)
         geoms.append(geom)
     return gpd.GeoDataFrame({"highway": rows}, geometry=geoms, crs=crs)
 
