@@ -205,6 +205,20 @@ def test_page_loads_nothing_from_the_network(page):
         assert f"{var}.addTo(" not in page  # ... but are off by default
 
 
+def test_external_urls_finds_what_the_case_insensitive_pattern_finds(page):
+    reference = re.compile(  # the pattern as first written; the module spells it out for speed
+        r"""(?:\b(?:src|href)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])\s*"""
+        r"""((?:https?:)?//[^"')\s>]+)""", re.IGNORECASE)
+    cases = ['<img SRC = "//a/x">', 'xsrc="//b"', "HrEf='https://c/d'", 'url( "HTTP://e" )',
+             "@IMPORT 'http://f'", "@import url(//g)", "src=\n\t//h", "ésrc=//i", "_src=//j",
+             "9href=//k", "href= https://l", "\u017frc=//m", "@\u0130mport '//n'",
+             "@\u0131mport '//o'", "srcsrc=//p", "src=src=//q", "src", "url(", "//r",
+             "hsrc=//s href=//t", "a src=x//u", f"{page[:5000]} src='//v'"]
+    for text in [*cases, " ".join(cases), page]:
+        assert external_urls(text) == [m.group(1) for m in reference.finditer(text)
+                                       if not m.group(1).startswith("https://leafletjs.com")]
+
+
 def test_leaflet_is_inlined_and_only_what_is_needed(page):
     assert "Leaflet 1.9.3" in page or "leaflet/leaflet.js" in page
     assert ".leaflet-pane" in page  # leaflet.css
