@@ -461,6 +461,32 @@ def test_write_audit_maps_writes_overview_and_services(tmp_path, ds, audit):
         maps.write_audit_maps(result, tmp_path, services=["clinic"])
 
 
+def _same_ids(page: str) -> str:
+    """``page`` with folium's random element ids numbered in order of appearance."""
+    ids: dict[str, str] = {}
+    return re.sub(r"[0-9a-f]{32}", lambda m: ids.setdefault(m.group(0), f"id{len(ids)}"), page)
+
+
+def test_basemap_is_built_once_per_run_and_draws_the_same(tmp_path, ds, audit, monkeypatch):
+    built = []
+    real = maps.basemap_layers
+    monkeypatch.setattr(maps, "basemap_layers", lambda *a, **kw: built.append(1) or real(*a, **kw))
+    result = toy.ToyResult(2027, {"canteen": audit}, ds)
+    paths = maps.write_audit_maps(result, tmp_path, isochrones=False, roads=toy.toy_graph(),
+                                  township="观海卫镇")
+    assert len(paths) == 2 and built == [1]  # overview and canteen
+    # a map drawn on shared layers is the map drawn on its own
+    roads = maps.main_roads(toy.toy_graph())
+    layers = real(ds, roads=roads, township="330282100")
+    own = maps.service_map(audit, ds, roads=roads, township="330282100")
+    shared = maps.service_map(audit, ds, roads=None, township="330282100", basemap=layers)
+    assert _same_ids(render_offline_html(shared)) == _same_ids(render_offline_html(own))
+    assert layers.township == "330282100"
+    assert [name for name, _, _ in layers.labels] == list(ds.townships["name"])
+    with pytest.raises(SettingsError, match="highlight township '330282100'"):
+        maps.service_map(audit, ds, basemap=layers)
+
+
 def test_failed_write_leaves_no_file(tmp_path, ds, audit, monkeypatch):
     target = tmp_path / "canteen.html"
     target.write_text("old", encoding="utf-8")

@@ -47,9 +47,11 @@ from qyx_geo.maps._parts import (
     SERVICE_COLOURS,
     TIER_COLOURS,
     TILE_CHOICES,
+    BasemapLayers,
     TileChoice,
     add_basemap,
     add_page_furniture,
+    basemap_layers,
     dataset_extent,
     display_frame,
     facility_layer,
@@ -74,6 +76,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAIN_HIGHWAYS",
+    "BasemapLayers",
+    "basemap_layers",
     "main_roads",
     "overview_map",
     "save_map",
@@ -231,6 +235,11 @@ def _county_name(dataset: Any) -> str:
     return region_names(dataset)[0]
 
 
+def _main_roads(roads: nx.MultiDiGraph | gpd.GeoDataFrame | None,
+                basemap: BasemapLayers | None) -> gpd.GeoDataFrame | None:
+    return None if roads is None or basemap is not None else main_roads(roads)
+
+
 def _facility_names(facilities: gpd.GeoDataFrame) -> dict[str, str]:
     return {str(k): str(v) for k, v in facilities["name"].items()} if "name" in facilities else {}
 
@@ -242,7 +251,8 @@ def service_map(service_audit: Any, dataset: Any, *,
                 isochrones: gpd.GeoDataFrame | None = None,
                 roads: nx.MultiDiGraph | gpd.GeoDataFrame | None = None,
                 tiles: TileChoice = "none", township: str | None = None,
-                title: str | None = None, surface: Surface | None = None) -> folium.Map:
+                title: str | None = None, surface: Surface | None = None,
+                basemap: BasemapLayers | None = None) -> folium.Map:
     """Return the map of one service's audit (shown inline in Jupyter; save with :func:`save_map`).
 
     Parameters
@@ -268,6 +278,9 @@ def service_map(service_audit: Any, dataset: Any, *,
         Restrict the map to one township (name or 9-digit code).
     title
         Title text; by default built from the service, year and county result.
+    basemap
+        The basemap's layers from :func:`basemap_layers` for this dataset, roads and
+        township, to share between maps (``roads`` is then not read); built when ``None``.
     """
     import folium
 
@@ -285,8 +298,8 @@ def service_map(service_audit: Any, dataset: Any, *,
         near = town.to_crs(metric_crs_of(town)).buffer(1500)
         area_m, area = near.iloc[0], near.to_crs(WGS84).iloc[0]
     m = folium.Map(tiles=None, control_scale=True, zoom_snap=0.25, zoom_delta=0.5)
-    tile_layers = add_basemap(m, dataset, roads=None if roads is None else main_roads(roads),
-                              tiles=tiles, township=code)
+    tile_layers = add_basemap(m, dataset, roads=_main_roads(roads, basemap), tiles=tiles,
+                              township=code, layers=basemap)
     threshold = float(service_audit.threshold_minutes)
     group_name = (f"村社覆盖率 Coverage ({service.label_zh}, ≤{threshold:g}分钟)")
     unit_layer(m, units, service, _facility_names(facilities),
@@ -375,14 +388,15 @@ def _osm_credit(facilities: pd.DataFrame | None) -> list[tuple[str, str, str]]:
 
 
 def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | None = None,
-                 tiles: TileChoice = "none", township: str | None = None) -> folium.Map:
+                 tiles: TileChoice = "none", township: str | None = None,
+                 basemap: BasemapLayers | None = None) -> folium.Map:
     """Return the overview map: per village/community, how many services it passes.
 
     Parameters
     ----------
     result
         A :class:`qyx_geo.audit.AuditResult`.
-    roads, tiles, township
+    roads, tiles, township, basemap
         As for :func:`service_map`.
     """
     import folium
@@ -412,8 +426,8 @@ def overview_map(result: Any, *, roads: nx.MultiDiGraph | gpd.GeoDataFrame | Non
         keep = units["township_code"].astype(str) == code
         units, table, judged_n, pass_n = units[keep], table[keep], judged_n[keep], pass_n[keep]
     m = folium.Map(tiles=None, control_scale=True, zoom_snap=0.25, zoom_delta=0.5)
-    tile_layers = add_basemap(m, dataset, roads=None if roads is None else main_roads(roads),
-                              tiles=tiles, township=code)
+    tile_layers = add_basemap(m, dataset, roads=_main_roads(roads, basemap), tiles=tiles,
+                              township=code, layers=basemap)
     n_max = max(int(judged_n.max()) if len(judged_n) else 0, 1)
     palette = ["#b2182b", "#ef8a62", "#fddbc7", "#d1e5f0", "#67a9cf", "#2166ac"]
 
@@ -560,7 +574,11 @@ def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
         roads = getattr(result.dataset, "network", None)
     out = Path(out_dir)
     road_lines = None if roads is None else main_roads(roads)
-    written = [save_map(overview_map(result, roads=road_lines, tiles=tiles, township=township),
+    # the basemap is the same on every map: its layers' data is built once
+    basemap = basemap_layers(result.dataset, roads=road_lines,
+                             township=_township_code(result.dataset.townships, township))
+    written = [save_map(overview_map(result, roads=road_lines, tiles=tiles, township=township,
+                                     basemap=basemap),
                         out / "overview.html", assets=assets)]
     for sid in ids:
         audit = result.services[sid]
@@ -569,12 +587,12 @@ def write_audit_maps(result: Any, out_dir: str | os.PathLike[str], *,
         else:
             iso = _service_isochrones(result, audit) if isochrones else None
         m = service_map(audit, result.dataset, isochrones=iso, roads=road_lines, tiles=tiles,
-                        township=township, surface=(surfaces or {}).get(sid))
+                        township=township, surface=(surfaces or {}).get(sid), basemap=basemap)
         written.append(save_map(m, out / f"{sid}.html", assets=assets))
     for std_id, std in getattr(result, "standards", {}).items():  # one map per standard tier
         for tier in std.standard.tiers:
             m = standard_tier_map(result, std_id, tier.id, roads=road_lines, tiles=tiles,
-                                  township=township)
+                                  township=township, basemap=basemap)
             written.append(save_map(m, out / f"standard_{std_id}_{tier.id}.html",
                                     assets=assets))
     return written

@@ -17,6 +17,7 @@ from qyx_geo.maps._offline import escape_text
 from qyx_geo.maps._parts import (
     NOT_JUDGED_COLOUR,
     SERVICE_COLOURS,
+    BasemapLayers,
     add_basemap,
     add_page_furniture,
     dataset_extent,
@@ -43,7 +44,8 @@ def _mark(value: object) -> str:
 
 
 def standard_tier_map(result: Any, standard: str, tier: str, *, roads: Any = None,
-                      tiles: Any = "none", township: str | None = None) -> folium.Map:
+                      tiles: Any = "none", township: str | None = None,
+                      basemap: BasemapLayers | None = None) -> folium.Map:
     """Return the map of one tier: units passing every service of it, failing, not judged.
 
     Parameters
@@ -52,7 +54,7 @@ def standard_tier_map(result: Any, standard: str, tier: str, *, roads: Any = Non
         An :class:`~qyx_geo.audit.AuditResult` scored against ``standard``.
     standard, tier
         Standard id (``gb50180-2018``) and tier id (``5min``).
-    roads, tiles, township
+    roads, tiles, township, basemap
         As for :func:`qyx_geo.maps.service_map` (``roads`` already reduced to main roads).
     """
     import folium
@@ -87,7 +89,8 @@ def standard_tier_map(result: Any, standard: str, tier: str, *, roads: Any = Non
                             for s in services},
                          "_fill": fill}, index=units.index)
     m = folium.Map(tiles=None, control_scale=True, zoom_snap=0.25, zoom_delta=0.5)
-    tile_layers = add_basemap(m, dataset, roads=roads, tiles=tiles, township=township)
+    tile_layers = add_basemap(m, dataset, roads=roads, tiles=tiles, township=township,
+                              layers=basemap)
     frame = display_frame(gpd.GeoDataFrame(data, geometry=units.geometry, crs=units.crs),
                           tolerance_m=15.0)
     fields = [c for c in data.columns if c != "_fill"]
