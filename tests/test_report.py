@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
@@ -193,3 +194,28 @@ def test_notice_follows_the_layers_used():
     r = run_audit(ds, network=grid_graph(), services=["canteen"], facilities={"canteen": user})
     notice = report.synthetic_notice(r)
     assert "老年助餐设施" not in notice and "居民点与人口分布" in notice
+
+
+def test_xlsx_cells_and_layout(tmp_path):
+    """What a planner opens: text stays text (a formula-looking one too), numbers numbers,
+    missing values empty cells, shares formatted as %, widths by header, panes frozen at B2."""
+    frame = pd.DataFrame({"名称": ["=1+1", "北村", None], "人口": np.array([5, 7, 9]),
+                          "阈值内居民占比": [0.5, np.nan, 1.0], "达标": [True, False, True],
+                          "时间(分钟)": [1.25, np.inf, np.nan]})
+    path = tmp_path / "t.xlsx"
+    report._write_xlsx(path, {"表" * 40: frame, "二": frame.iloc[:0]})
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["表" * 31, "二"]
+    ws = book["表" * 31]
+    assert [[c.value for c in row] for row in ws.iter_rows()] == [
+        ["名称", "人口", "阈值内居民占比", "达标", "时间(分钟)"],
+        ["'=1+1", 5, 0.5, True, 1.25],
+        ["北村", 7, None, False, "inf"],
+        [None, 9, 1, True, None]]
+    assert {c.data_type for c in ws["A"][1:3]} == {"s"} and ws["B2"].data_type == "n"
+    assert [c.number_format for c in ws["C"]] == ["General", "0.0%", "0.0%", "0.0%"]
+    assert {c.number_format for c in ws["B"]} == {"General"}
+    widths = {k: d.width for k, d in ws.column_dimensions.items()}
+    assert widths == {"A": 10, "B": 10, "C": 16, "D": 10, "E": 14}
+    assert ws.freeze_panes == "B2" and book["二"].freeze_panes == "B2"
+    assert [c.value for c in book["二"][1]] == list(frame.columns) and book["二"].max_row == 1
