@@ -401,19 +401,24 @@ def _cell_dist(net: NetworkArrays, link: GridLink, node_dist: FloatArray,
     edge = link.edge
     along = link.along_m.astype(np.float64)
     length = net.edge_length_m[edge]
-    dist = np.minimum(node_dist[net.edge_u[edge]] + along,
-                      node_dist[net.edge_v[edge]] + (length - along))
+    # the ends' distances per edge first: one gather per cell instead of two
+    dist = np.minimum(node_dist[net.edge_u][edge] + along,
+                      node_dist[net.edge_v][edge] + (length - along))
     # a facility reaches the stretch of its own edge directly, without passing a node
     f_edge = fsnap["edge"].to_numpy(np.int64)
     f_snap = fsnap["snap_dist_m"].to_numpy(np.float64)
     f_off = fsnap["offset_m"].to_numpy(np.float64)
     order = np.argsort(f_edge, kind="stable")
-    lo = np.searchsorted(f_edge[order], edge, side="left")
-    hi = np.searchsorted(f_edge[order], edge, side="right")
-    hits = np.flatnonzero(hi > lo)
-    for extra in range(int((hi - lo).max(initial=0))):  # facilities sharing one edge
-        k = hits[hi[hits] - lo[hits] > extra]
-        f = order[lo[k] + extra]
+    # facilities per edge and where each edge's run starts in ``order``: two gathers per cell
+    # instead of two binary searches (searchsorted over millions of cells, ~10x slower)
+    per_edge = np.bincount(f_edge, minlength=net.n_edges)
+    hits = np.flatnonzero(per_edge[edge])
+    count = per_edge[edge[hits]]
+    lo = (np.cumsum(per_edge) - per_edge)[edge[hits]]
+    for extra in range(int(count.max(initial=0))):  # facilities sharing one edge
+        sel = count > extra
+        k = hits[sel]
+        f = order[lo[sel] + extra]
         dist[k] = np.minimum(dist[k], f_snap[f] + np.abs(along[k] - f_off[f]))
     return dist + link.offstreet_m
 

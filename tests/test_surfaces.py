@@ -63,6 +63,22 @@ def test_facility_on_the_street_reaches_its_own_edge_directly(street):
         assert float(s.sample([X0 + x], [Y0 - 12.5])[0]) == pytest.approx(want, abs=7 / SPEED)
 
 
+def test_facilities_sharing_an_edge_give_the_nearer_time(street):
+    # three facilities on the one street, two of them at the same spot: every cell takes the
+    # best of the three, each reaching its own stretch of the edge directly
+    spots = {"a": (300, 30), "b": (650, -20), "c": (650, -20)}
+
+    def surface(ids):
+        return travel_time_surface(street, fac({i: spots[i] for i in ids}), cutoff_minutes=8,
+                                   speed_m_per_min=SPEED, cell_m=25).minutes
+
+    both = surface("abc")
+    want = np.fmin(surface("a"), np.fmin(surface("b"), surface("c")))
+    assert np.array_equal(both, want, equal_nan=True)
+    assert np.array_equal(surface("bc"), surface("b"), equal_nan=True)
+    assert np.isfinite(both).sum() > np.isfinite(surface("a")).sum()
+
+
 def test_surface_agrees_with_the_engine_at_points(city):
     f = fac({"a": (150, 420), "b": (830, 260), "c": (500, 1010)})
     rng = np.random.default_rng(7)
