@@ -12,9 +12,8 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -23,6 +22,9 @@ import scipy.sparse as sp
 import shapely
 
 from qyx_geo._errors import NetworkError
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built or read (issue 11)
+    import networkx as nx
 
 __all__ = ["NetworkArrays", "build_arrays"]
 

@@ -20,10 +20,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -54,6 +53,9 @@ from qyx_geo.services import Service, default_service_ids, get_service, service_
 from qyx_geo.settings import Settings
 from qyx_geo.standards import Standard, StandardAudit, load_standard, score_standard
 from qyx_geo.targets import PLAN_YEARS
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built or read (issue 11)
+    import networkx as nx
 
 __all__ = [
     "DEFAULT_PLAN",
@@ -276,6 +278,8 @@ def _resolve_network(dataset: Any, network: nx.MultiDiGraph | NetworkArrays | No
     net = network if network is not None else getattr(dataset, "network", None)
     if isinstance(net, NetworkArrays):
         return net, False
+    import networkx as nx  # only for a graph: cached arrays never need it
+
     if isinstance(net, nx.MultiDiGraph | nx.MultiGraph | nx.DiGraph | nx.Graph):
         return build_arrays(net), True
     msg = ("run_audit needs a street network: pass network=qyx_geo.network.load_network("

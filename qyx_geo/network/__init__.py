@@ -41,10 +41,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
-import networkx as nx
 import numpy as np
 import pyproj
 from shapely.geometry import box
@@ -66,6 +65,10 @@ from qyx_geo.network._osm_files import (
     xml_generator,
 )
 from qyx_geo.network._osm_reader import read_osm_graph
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built or read or checked:
+    # a warm audit reads cached arrays and never needs it (issue 11)
+    import networkx as nx
 
 __all__ = [
     "DEFAULT_NETWORK_PATH",
@@ -224,6 +227,8 @@ def load_network(
     NetworkError
         The data hold no walkable (``network_type``) edges, or a graph has no CRS.
     """
+    import networkx as nx
+
     _check_type(network_type)
     clip_geom = _clip_geometry(clip)
     try:
@@ -430,6 +435,8 @@ def validate_network(G: nx.MultiDiGraph, *, name: str = "network") -> None:
     The contract: a MultiDiGraph whose ``graph["crs"]`` is a projected CRS in metres, at least
     one edge, numeric node ``x``/``y`` and non-negative edge ``length`` (metres).
     """
+    import networkx as nx
+
     if not isinstance(G, nx.MultiDiGraph):
         msg = f"{name}: expected a networkx.MultiDiGraph, got {type(G).__name__}"
         raise NetworkError(msg)

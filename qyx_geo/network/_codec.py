@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from qyx_geo._cache import from_text, pack_bytes, to_text, unpack_bytes
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["graph_from_arrays", "graph_to_arrays"]
 
@@ -145,6 +147,8 @@ def graph_from_arrays(a: Arrays) -> nx.MultiDiGraph:
     if not len(u) == len(v) == len(k):
         msg = "edge arrays of different lengths"
         raise ValueError(msg)
+    import networkx as nx
+
     G = nx.MultiDiGraph(**json.loads(from_text(a["graph"])))
     G.add_nodes_from(zip(node_ids, _decode_table("n", len(node_ids), a), strict=True))
     G.add_edges_from((node_ids[i], node_ids[j], key, d)

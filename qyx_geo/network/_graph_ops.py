@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from qyx_geo._errors import NetworkError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["clip_graph", "keep_largest_component", "project_in_place"]
 
@@ -42,6 +45,8 @@ def keep_largest_component(G: nx.MultiDiGraph) -> None:
 
     Same result as ``osmnx.truncate.largest_component(G)`` without copying the whole graph.
     """
+    import networkx as nx
+
     pieces = sorted(nx.weakly_connected_components(G), key=len, reverse=True)
     if len(pieces) > 1:
         G.remove_nodes_from([n for piece in pieces[1:] for n in piece])

@@ -16,11 +16,12 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Literal
 
 from qyx_geo._errors import DataFileError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "FORMATS",
@@ -204,6 +205,7 @@ def xml_generator(path: Path) -> str:
 
 def read_graphml(path: Path) -> nx.MultiDiGraph:
     """Read an osmnx GraphML file; broken files raise :class:`DataFileError`."""
+    import networkx as nx
     import osmnx as ox
 
     try:

@@ -24,14 +24,16 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from itertools import groupby, pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from qyx_geo._errors import DataFileError, NetworkError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["ReadStats", "read_osm_graph"]
 
@@ -235,6 +237,7 @@ def _build(paths: list[dict[str, Any]], coords: Mapping[int, tuple[float, float]
     same order and keys (osmnx ``_add_paths``: forward edges of a path, then its reverse when
     it is not one-way), same ``oneway``/``reversed``/``length`` (osmnx ``great_circle``).
     """
+    import networkx as nx
     import osmnx as ox
 
     all_oneway = bool(ox.settings.all_oneway)
