@@ -96,8 +96,8 @@ def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None,
     crs = dataset_crs(dataset, crs)
     source = network_source(dataset, network)
     if source is None:  # no network file: the dataset loads (and explains) its own
-        graph = dataset.load_network(**({"crs": crs} if crs else {}))
-        return graph, graph if need_roads else None
+        own = dataset.load_network(**({"crs": crs} if crs else {}))
+        return own, own if need_roads else None
     loaded: list[Any] = []
 
     def graph() -> Any:  # one load serves the arrays and the roads when neither is cached

@@ -623,3 +623,16 @@ def test_township_isochrones_use_only_facilities_that_can_reach_it(ds):
     # f2 lies ~1.9 km east of 观海卫镇's edge; f1, f3 inside
     assert list(_near_facilities(fac, ds.townships, "330282100", 1000.0).index) == ["f1", "f3"]
     assert len(_near_facilities(fac, ds.townships, "330282100", 2500.0)) == 3
+
+
+def test_township_boundaries_are_drawn(ds):
+    """Every township boundary reaches the page as a shape (all were null: index misaligned)."""
+    from qyx_geo.maps._parts import basemap_layers
+
+    code = str(ds.townships.index[0])
+    layers = basemap_layers(ds, roads=None, township=code)
+    features = json.loads(layers.townships)["features"]
+    assert len(features) == len(ds.townships)
+    assert all(f["geometry"] is not None and f["geometry"]["coordinates"] for f in features)
+    assert [f["properties"]["_sel"] for f in features] == [
+        str(c) == code for c in ds.townships.index]

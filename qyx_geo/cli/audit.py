@@ -324,7 +324,7 @@ def _print_service(audit: ServiceAudit) -> None:
 def _progress_bar(total: int) -> tuple[Callable[[str], None], Callable[[], None]]:
     from tqdm import tqdm
 
-    class _Bar(tqdm):  # type: ignore[type-arg]
+    class _Bar(tqdm):
         # no monitor thread: the maps are drawn in a forked child, which wants one thread only
         monitor_interval = 0
 

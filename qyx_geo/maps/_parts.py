@@ -239,7 +239,9 @@ def basemap_layers(dataset: Any, *, roads: gpd.GeoDataFrame | None,
     townships = dataset.townships
     chosen = townships.index.astype(str) == (township or "")
     boundaries = _geojson_text(display_frame(
-        gpd.GeoDataFrame({"_sel": chosen}, geometry=townships.geometry, crs=townships.crs),
+        # by position: the codes index would align to the new frame's 0..n and empty every shape
+        gpd.GeoDataFrame({"_sel": chosen}, geometry=townships.geometry.to_numpy(),
+                         crs=townships.crs),
         tolerance_m=20.0))
     metric = townships.to_crs(metric_crs_of(townships))
     spots = gpd.GeoSeries([shapely.ops.polylabel(g, tolerance=50.0) if g.geom_type == "Polygon"
