@@ -75,14 +75,15 @@ def _chromium(args: list[str], profile: Path, *, timeout_s: float = 90.0) -> str
     return out
 
 
-def probe(page: Path, tmp_path: Path, *, extra: str = "") -> dict:
+def probe(page: Path, tmp_path: Path, *, extra: str = "", window: str | None = None) -> dict:
     """Open a probed copy of ``page`` offline and return the probe's report."""
     text = page.read_text(encoding="utf-8")
     text = text.replace("<head>", "<head>" + HEAD_PROBE, 1)
     text = text.replace("</body>", extra + BODY_PROBE + "</body>", 1)
     probed = tmp_path / f"probed_{page.name}"
     probed.write_text(text, encoding="utf-8")
-    dom = _chromium(["--virtual-time-budget=5000", "--dump-dom", probed.as_uri()],
+    size = [f"--window-size={window}"] if window else []  # the later flag wins
+    dom = _chromium([*size, "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()],
                     tmp_path / f"profile_{page.stem}")
     found = re.search(r'<pre id="qyx-probe">(.*?)</pre>', dom, re.DOTALL)
     assert found, f"no probe report in the page; DOM ends with: {dom[-1000:]}"
@@ -228,3 +229,21 @@ def test_county_map_draws_the_surface_as_one_image(pages, tmp_path):
                                atol=1e-6)
     assert img["restored"] == img["before"]
     assert any("可达时间面 surface" in label and on for label, on in report["control"])
+
+
+def test_title_clears_the_layer_control(pages, tmp_path):
+    """The title box sat centred, under the expanded layer control on narrower screens."""
+    paths, _ = pages
+    extra = ("<script>window.__qyxExtra = function () {"
+             "var r = function (s) { var b = document.querySelector(s).getBoundingClientRect();"
+             " return [b.left, b.top, b.right, b.bottom]; };"
+             "return {title: r('#qyx-title'), layers: r('.leaflet-control-layers'),"
+             " zoom: r('.leaflet-control-zoom')}; };</script>")
+    for name, window in (("canteen", "1024,768"), ("overview", "1280,900")):
+        boxes = probe(paths[name], tmp_path, extra=extra, window=window)["extra"]
+        title = boxes["title"]
+        for other in ("layers", "zoom"):
+            o = boxes[other]
+            overlap = (min(title[2], o[2]) > max(title[0], o[0])
+                       and min(title[3], o[3]) > max(title[1], o[1]))
+            assert not overlap, (name, other, boxes)

@@ -325,8 +325,7 @@ _CSS = """
 .qyx-box { position: absolute; z-index: 1000; background: rgba(255,255,255,0.93);
   border-radius: 4px; box-shadow: 0 1px 5px rgba(0,0,0,0.35); padding: 6px 10px;
   font-size: 12px; line-height: 1.35; color: #222; }
-#qyx-title { top: 10px; left: 50%; transform: translateX(-50%); text-align: center;
-  max-width: 60%; }
+#qyx-title { top: 10px; left: 54px; max-width: 40%; }
 #qyx-title h1 { font-size: 17px; margin: 0 0 2px 0; font-weight: 700; }
 #qyx-synthetic-notice { bottom: 58px; left: 10px; max-width: 360px; background: #fff3cd;
   border: 2px solid #d39e00; color: #5c4400; }
