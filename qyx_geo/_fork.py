@@ -23,12 +23,12 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from qyx_geo._errors import QyxGeoError
 
-__all__ = ["Background", "can_fork"]
+__all__ = ["Background", "Gathered", "can_fork"]
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +206,43 @@ def _rebuild(payload: dict[str, Any]) -> BaseException:
     # a bug, not a user error: keep the child's traceback for the report
     return RuntimeError(f"{name}: {message}\n-- in the background step --\n"
                         f"{payload.get('traceback', '')}")
+
+
+class Gathered(Background[T]):
+    """Several :class:`Background` steps as one.
+
+    :meth:`result` waits for all, :meth:`close` stops all: e.g. the HTML maps and half of the
+    print maps in one child, the other half in another.
+
+    Parameters
+    ----------
+    jobs
+        The started steps.
+    finish
+        Applied to the list of their values, in the calling process.
+    """
+
+    def __init__(self, jobs: Sequence[Background[Any]], *,
+                 finish: Callable[[list[Any]], T]) -> None:
+        self._jobs = list(jobs)
+        self._gather = finish
+        self._closed = False
+
+    @property
+    def forked(self) -> bool:
+        """Whether any of the steps runs (or ran) in a child process."""
+        return any(job.forked for job in self._jobs)
+
+    def result(self) -> T:
+        """Wait for every step; re-raise the first error (the others are stopped)."""
+        try:
+            values = [job.result() for job in self._jobs]
+        except BaseException:
+            self.close()
+            raise
+        return self._gather(values)
+
+    def close(self) -> None:
+        """Stop the steps that are still running; idempotent."""
+        for job in self._jobs:
+            job.close()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from qyx_geo import _paths
 from qyx_geo._errors import SettingsError
-from qyx_geo._fork import Background
+from qyx_geo._fork import Background, Gathered
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -172,7 +172,7 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
                  method: str = "surface", source: str | os.PathLike[str] | None = None,
                  own_network: bool = False,
                  paper: str | None = None, parallel: bool | None = None,
-                 ) -> Callable[[Path], Background[list[Path]]] | None:
+                 ) -> Callable[[Path], Gathered[list[Path]]] | None:
     try:
         from qyx_geo import maps
         from qyx_geo.isochrones import isochrones
@@ -185,7 +185,7 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
     codes = result.township_codes or ()
     township = codes[0] if len(codes) == 1 else None  # one township audited: maps zoom to it
 
-    def write(folder: Path) -> Background[list[Path]]:
+    def write(folder: Path) -> Gathered[list[Path]]:
         start = time.perf_counter()
         iso = {}
         surfaces = {}
@@ -214,6 +214,19 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
         advance("地图 maps")
         drawn = surfaces if with_isochrones and method != "exact" else {}
 
+        # --print: the print maps (~2 s each) are split between the maps child and a second one
+        sheets = ["overview", *result.services] if paper is not None and net is not None else []
+        prints_a, prints_b = sheets[0::2], sheets[1::2]
+
+        def print_maps(parts: list[str]) -> list[Path]:
+            from qyx_geo.maps.printing import write_print_maps
+
+            assert net is not None
+            return write_print_maps(result, folder / "print", crs=net.crs, surfaces=drawn,
+                                    roads=roads if hasattr(roads, "geometry") else None,
+                                    paper=paper,  # type: ignore[arg-type]
+                                    township=township, parts=parts)
+
         def draw() -> dict[str, Any]:
             # in a forked child where possible (qyx_geo._fork): files on disk, JSON back
             clock = time.perf_counter()
@@ -222,39 +235,46 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
                 result, folder, isochrones=iso if with_isochrones else False, roads=roads,
                 township=township, surfaces=drawn)
             spent["maps"] = time.perf_counter() - clock
-            prints: list[Path] = []
-            if paper is not None and net is not None:
-                from qyx_geo.maps.printing import write_print_maps
-
-                clock = time.perf_counter()
-                prints = write_print_maps(result, folder / "print", crs=net.crs,
-                                          surfaces=drawn,
-                                          roads=roads if hasattr(roads, "geometry") else None,
-                                          paper=paper,  # type: ignore[arg-type]
-                                          township=township)
+            clock = time.perf_counter()
+            prints = print_maps(prints_a) if prints_a else []
+            if prints_a:
                 spent["print_maps"] = time.perf_counter() - clock
             return {"maps": [str(p) for p in html], "print": [str(p) for p in prints],
                     "timings_s": spent}
 
-        job = Background(draw, parallel=parallel, finish=lambda value: finish(value, tiffs))
-        # the parent writes the GeoTIFFs (GDAL's deflate) while the child draws
+        def draw_prints() -> dict[str, Any]:
+            clock = time.perf_counter()
+            prints = print_maps(prints_b)
+            return {"maps": [], "print": [str(p) for p in prints],
+                    "timings_s": {"print_maps": time.perf_counter() - clock}}
+
+        jobs: list[Background[Any]] = [Background(draw, parallel=parallel)]
         tiffs: list[Path] = []
-        clock = time.perf_counter()
         try:
+            if prints_b:
+                jobs.append(Background(draw_prints, parallel=parallel))
+            # the parent writes the GeoTIFFs (GDAL's deflate) while the children draw
+            clock = time.perf_counter()
             for sid, surface in surfaces.items():
                 tiffs.append(write_geotiff(
                     surface, folder / "surfaces" / f"{sid}.tif",
                     provenance=_provenance(result, result.services[sid].facilities,
                                            own_network=own_network)))
+            timings["geotiff"] = time.perf_counter() - clock
         except BaseException:
-            job.close()
+            for job in jobs:
+                job.close()
             raise
-        timings["geotiff"] = time.perf_counter() - clock
-        return job
+        return Gathered(jobs, finish=lambda values: finish(values, tiffs, sheets))
 
-    def finish(value: dict[str, Any], tiffs: list[Path]) -> list[Path]:
-        timings.update(value["timings_s"])
-        return [*map(Path, value["maps"]), *tiffs, *map(Path, value["print"])]
+    def finish(values: list[dict[str, Any]], tiffs: list[Path], sheets: list[str],
+               ) -> list[Path]:
+        for value in values:  # the children ran side by side: a step takes its longest part
+            for step, seconds in value["timings_s"].items():
+                timings[step] = max(seconds, timings.get(step, 0.0))
+        prints = sorted((Path(p) for value in values for p in value["print"]),  # sheet order
+                        key=lambda p: (sheets.index(p.stem.rsplit("_", 1)[0]), p.suffix))
+        return [*map(Path, values[0]["maps"]), *tiffs, *prints]
 
     return write
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_
 _SCRIPT = textwrap.dedent("""
     import json, os, signal, sys, time
     from qyx_geo._errors import DataFileError
-    from qyx_geo._fork import Background, can_fork
+    from qyx_geo._fork import Background, Gathered, can_fork
 
     out = {"can_fork": can_fork(), "parent": os.getpid()}
 
@@ -47,6 +47,20 @@ _SCRIPT = textwrap.dedent("""
     out["bug"] = attempt(bug)
     out["killed"] = attempt(lambda: os.kill(os.getpid(), signal.SIGKILL))
     out["not_json"] = attempt(lambda: {1, 2})
+
+    both = Gathered([Background(lambda: 1), Background(lambda: [os.getpid()])],
+                    finish=lambda values: values)
+    out["gathered"] = both.result()
+    def fails_soon():
+        time.sleep(0.2)
+        raise DataFileError("second failed")
+    slow = Background(lambda: time.sleep(60))
+    start = time.perf_counter()
+    try:
+        Gathered([Background(fails_soon), slow], finish=lambda v: v).result()
+    except DataFileError as err:
+        out["gathered_error"] = str(err)
+    out["gathered_s"] = time.perf_counter() - start
 
     job = Background(lambda: time.sleep(60))
     start = time.perf_counter()
@@ -102,6 +116,14 @@ def test_a_child_without_result_is_an_error(outcome: dict) -> None:
 def test_close_stops_a_running_child(outcome: dict) -> None:
     assert outcome["close_s"] < 30  # not the child's 60 s
     assert not outcome["children_left"]
+
+
+def test_gathered_steps(outcome: dict) -> None:
+    first, second = outcome["gathered"]
+    assert first == 1 and second[0] != outcome["parent"]
+    # one step's error ends the others at once (not after the slow one's 60 s)
+    assert outcome["gathered_error"] == "second failed"
+    assert outcome["gathered_s"] < 30
 
 
 def test_inline_errors_are_raised_by_result() -> None:

@@ -80,3 +80,18 @@ def test_bad_paper_is_refused(tmp_path):
 
     with pytest.raises(SettingsError, match="paper"):
         write_print_maps(None, tmp_path, crs="EPSG:4549", paper="Letter")  # type: ignore[arg-type]
+
+
+def test_parts_choose_the_maps(tmp_path):
+    from qyx_geo._errors import SettingsError
+    from qyx_geo.audit import run_audit
+
+    toy = _toy()
+    graph = toy.toy_grid_graph()
+    result = run_audit(toy.toy_audit_dataset(), year=2027, services=["canteen"], network=graph)
+    files = write_print_maps(result, tmp_path, crs=result.net.crs, paper="A4",
+                             parts=["canteen"])
+    assert sorted(p.name for p in files) == ["canteen_A4.pdf", "canteen_A4.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["canteen_A4.pdf", "canteen_A4.png"]
+    with pytest.raises(SettingsError, match="'clinic'"):
+        write_print_maps(result, tmp_path, crs=result.net.crs, parts=["clinic"])

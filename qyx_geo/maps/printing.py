@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -381,16 +381,29 @@ def print_overview_map(result: Any, stem: str | os.PathLike[str], *, crs: str,
 def write_print_maps(result: Any, out_dir: str | os.PathLike[str], *, crs: str,
                      surfaces: Mapping[str, Surface] | None = None,
                      roads: gpd.GeoDataFrame | None = None, paper: Paper = "A4",
-                     township: str | None = None) -> list[Path]:
+                     township: str | None = None,
+                     parts: Iterable[str] | None = None) -> list[Path]:
     """Write the overview and every service's print map (PNG + PDF) into ``out_dir``.
 
-    Files are named ``overview_<paper>.png|pdf`` and ``<service>_<paper>.png|pdf``.
+    Files are named ``overview_<paper>.png|pdf`` and ``<service>_<paper>.png|pdf``. ``parts``
+    chooses some of them (``"overview"`` and service ids; default all), e.g. to share the
+    work between processes.
     """
     _check_paper(paper)
     out = Path(out_dir)
-    files = print_overview_map(result, out / f"overview_{paper}", crs=crs, roads=roads,
-                               paper=paper, township=township)
+    names = ["overview", *result.services]
+    chosen = names if parts is None else list(parts)
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        msg = f"parts {unknown!r} are not print maps of this audit; choose from {names!r}."
+        raise SettingsError(msg)
+    files: list[Path] = []
+    if "overview" in chosen:
+        files += print_overview_map(result, out / f"overview_{paper}", crs=crs, roads=roads,
+                                    paper=paper, township=township)
     for sid, audit in result.services.items():
+        if sid not in chosen:
+            continue
         files += print_service_map(audit, result.dataset, out / f"{sid}_{paper}", crs=crs,
                                    surface=(surfaces or {}).get(sid), roads=roads, paper=paper,
                                    township=township)
