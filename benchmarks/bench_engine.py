@@ -150,11 +150,20 @@ def demand_points(net: NetworkArrays, count: int, seed: int = 13) -> gpd.GeoData
 # ------------------------------------------------------------------------------ methods
 
 def run_engine(net: NetworkArrays, fac: gpd.GeoDataFrame, demand: gpd.GeoDataFrame,
-               timer: Timer) -> pd.Series:
+               timer: Timer, repeat: int = 1) -> pd.Series:
     with timer("engine: spatial index of edges (once)"):
         net.edge_tree  # noqa: B018 - built lazily, cached with the arrays
     with timer("engine: snap + multi-source dijkstra (nodes)"):
         nodes = nearest_facility_nodes(net, fac, cutoff_m=CUTOFF_M)
+    if repeat > 1:  # the same query again, as a planner's what-if variants run it
+        spent = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            nearest_facility_nodes(net, fac, cutoff_m=CUTOFF_M)
+            spent.append(time.perf_counter() - t0)
+        timer.seconds["engine: query, median of repeats"] = float(np.median(spent))
+        print(f"  {'engine: query again ×' + str(repeat) + ' (median / best)':<46s} "
+              f"{np.median(spent):9.3f} s / {min(spent):.3f} s", flush=True)
     with timer(f"engine: nearest_facility, {len(demand):,} demand points"):
         nearest_facility(net, fac, demand, cutoff_minutes=15)
     return nodes["dist_m"]
@@ -166,18 +175,25 @@ def run_networkx(graph: nx.MultiDiGraph, sources: list[Any], timer: Timer) -> di
                                                     weight="length")
 
 
-def run_ego(graph: nx.MultiDiGraph, sources: list[Any], sample: int, timer: Timer) -> float:
-    """Time ego_graph on ``sample`` facilities; return the extrapolated time for all of them."""
+def run_ego(graph: nx.MultiDiGraph, sources: list[Any], sample: int, timer: Timer,
+            repeat: int = 1) -> float:
+    """Time ego_graph on ``sample`` facilities; return the extrapolated time for all of them.
+
+    With ``repeat`` > 1 the sample is timed that many times and the median taken.
+    """
     rng = np.random.default_rng(3)
     picked = rng.choice(len(sources), size=min(sample, len(sources)), replace=False)
     covered: set[Any] = set()
-    t0 = time.perf_counter()
-    for k in picked:
-        # as in the osmnx isochrone example: the subgraph within the radius, per facility. It
-        # gives the covered nodes only (no distances, no nearest facility): a lower bound.
-        sub = nx.ego_graph(graph, sources[int(k)], radius=CUTOFF_M, distance="length")
-        covered.update(sub.nodes)
-    spent = time.perf_counter() - t0
+    runs = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        for k in picked:
+            # as in the osmnx isochrone example: the subgraph within the radius, per facility.
+            # It gives the covered nodes only (no distances, no nearest facility): a lower bound.
+            sub = nx.ego_graph(graph, sources[int(k)], radius=CUTOFF_M, distance="length")
+            covered.update(sub.nodes)
+        runs.append(time.perf_counter() - t0)
+    spent = float(np.median(runs))
     total = spent * len(sources) / len(picked)
     print(f"  {'ego_graph: ' + str(len(picked)) + ' facilities timed':<46s} {spent:9.3f} s"
           f"  -> {total:.1f} s extrapolated to {len(sources):,}", flush=True)
@@ -226,6 +242,9 @@ def ratios(sec: dict[str, float]) -> None:
         pairs.append(("pandana preprocessing+query / engine with preprocessing", pan, eng_total))
         pairs.append(("pandana query only / engine query",
                       sec["pandana: set_pois + nearest_pois (query)"], eng_query))
+    if "engine: query, median of repeats" in sec and "ego_graph (extrapolated)" in sec:
+        pairs.append(("ego_graph / engine query, median of repeats",
+                      sec["ego_graph (extrapolated)"], sec["engine: query, median of repeats"]))
     for name, a, b in pairs:
         print(f"  ratio {name:<56s} {a / b:8.1f}x")
 
@@ -262,7 +281,7 @@ def case_grid(args: argparse.Namespace) -> dict[str, Any]:
     fac_pos = facility_nodes(net, args.grid_facilities)
     fac = as_points(net, fac_pos, "f")
     demand = demand_points(net, args.demand)
-    dist = run_engine(net, fac, demand, timer)
+    dist = run_engine(net, fac, demand, timer, repeat=args.repeat)
     engine_peak = _peak_mib()
     print(f"  engine peak resident memory (whole process): {engine_peak:,.0f} MiB "
           f"({net.n_nodes:,} nodes, {net.n_edges:,} edges)")
@@ -280,7 +299,7 @@ def case_grid(args: argparse.Namespace) -> dict[str, Any]:
         ref = run_networkx(graph, sources, timer)
         compare(dist, ref, "networkx", net.node_ids)
         del ref
-        run_ego(graph, sources, args.ego_sample, timer)
+        run_ego(graph, sources, args.ego_sample, timer, repeat=args.repeat)
         del graph
         gc.collect()
         if not args.skip_pandana:
@@ -307,14 +326,14 @@ def case_cixi(args: argparse.Namespace) -> dict[str, Any] | None:
     fac_pos = facility_nodes(net, args.cixi_facilities)
     fac = as_points(net, fac_pos, "f")
     demand = demand_points(net, args.demand)
-    dist = run_engine(net, fac, demand, timer)
+    dist = run_engine(net, fac, demand, timer, repeat=args.repeat)
     print(f"  {net.n_nodes:,} nodes, {net.n_edges:,} edges, {len(fac):,} facilities; "
           f"peak resident memory {_peak_mib():,.0f} MiB")
     if not args.engine_only:
         sources = [net.node_ids[k] for k in fac_pos]
         ref = run_networkx(graph, sources, timer)
         compare(dist, ref, "networkx", net.node_ids)
-        run_ego(graph, sources, args.ego_sample, timer)
+        run_ego(graph, sources, args.ego_sample, timer, repeat=args.repeat)
         if not args.skip_pandana:
             pan = run_pandana(net, fac_pos, timer)
             if pan is not None:
@@ -334,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ego-sample", type=int, default=40,
                         help="facilities timed with ego_graph (then extrapolated)")
     parser.add_argument("--skip-pandana", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="also time the engine query and the ego_graph sample N more "
+                             "times and report the medians (default 1: first run only)")
     parser.add_argument("--engine-only", action="store_true")
     args = parser.parse_args(argv)
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
