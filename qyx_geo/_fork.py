@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from qyx_geo._errors import QyxGeoError
 
-__all__ = ["Background", "Gathered", "can_fork"]
+__all__ = ["Background", "Gathered", "Pending", "can_fork"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,33 @@ def can_fork() -> bool:
             and threading.active_count() == 1)
 
 
-class Background(Generic[T]):
+class Pending(Generic[T]):
+    """A step started in the background: :meth:`result` waits for it, :meth:`close` stops it.
+
+    As a context manager it is closed on leaving, so a failure elsewhere stops the step too.
+    """
+
+    @property
+    def forked(self) -> bool:
+        """Whether the step runs (or ran) in a child process."""
+        raise NotImplementedError
+
+    def result(self) -> T:
+        """Wait for the step and return its value; re-raise its error here."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the step if it is still running; idempotent."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Pending[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Background(Pending[T]):
     """Start ``fn`` now, in a forked child where possible; :meth:`result` waits for it.
 
     Parameters
@@ -177,12 +203,6 @@ class Background(Generic[T]):
         self._done = True
         self._error = QyxGeoError("the background step was stopped")
 
-    def __enter__(self) -> Background[T]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _rebuild(payload: dict[str, Any]) -> BaseException:
     """Return the child's error as an exception of the same qyx_geo type where possible."""
@@ -208,7 +228,7 @@ def _rebuild(payload: dict[str, Any]) -> BaseException:
                         f"{payload.get('traceback', '')}")
 
 
-class Gathered(Background[T]):
+class Gathered(Pending[T]):
     """Several :class:`Background` steps as one.
 
     :meth:`result` waits for all, :meth:`close` stops all: e.g. the HTML maps and half of the
@@ -222,11 +242,10 @@ class Gathered(Background[T]):
         Applied to the list of their values, in the calling process.
     """
 
-    def __init__(self, jobs: Sequence[Background[Any]], *,
+    def __init__(self, jobs: Sequence[Pending[Any]], *,
                  finish: Callable[[list[Any]], T]) -> None:
         self._jobs = list(jobs)
         self._gather = finish
-        self._closed = False
 
     @property
     def forked(self) -> bool:

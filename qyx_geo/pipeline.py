@@ -10,6 +10,7 @@ to an optional ``progress(label)`` callback, so the CLI draws a bar and a batch 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from qyx_geo import _paths
 from qyx_geo._errors import SettingsError
-from qyx_geo._fork import Background, Gathered
+from qyx_geo._fork import Background, Gathered, Pending
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -98,15 +99,10 @@ def dataset_network(dataset: Any, network: str | os.PathLike[str] | None = None,
     if source is None:  # no network file: the dataset loads (and explains) its own
         own = dataset.load_network(**({"crs": crs} if crs else {}))
         return own, own if need_roads else None
-    loaded: list[Any] = []
+    from qyx_geo.network import load_network
 
-    def graph() -> Any:  # one load serves the arrays and the roads when neither is cached
-        if not loaded:
-            from qyx_geo.network import load_network
-
-            loaded.append(load_network(source, crs=crs))
-        return loaded[0]
-
+    # one load serves the arrays and the roads when neither is cached
+    graph = functools.cache(lambda: load_network(source, crs=crs))
     net = network_arrays(source, crs=crs, graph=graph)
     if not need_roads:
         return net, None
@@ -235,9 +231,10 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
                 result, folder, isochrones=iso if with_isochrones else False, roads=roads,
                 township=township, surfaces=drawn)
             spent["maps"] = time.perf_counter() - clock
-            clock = time.perf_counter()
-            prints = print_maps(prints_a) if prints_a else []
+            prints: list[Path] = []
             if prints_a:
+                clock = time.perf_counter()
+                prints = print_maps(prints_a)
                 spent["print_maps"] = time.perf_counter() - clock
             return {"maps": [str(p) for p in html], "print": [str(p) for p in prints],
                     "timings_s": spent}
@@ -248,7 +245,7 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
             return {"maps": [], "print": [str(p) for p in prints],
                     "timings_s": {"print_maps": time.perf_counter() - clock}}
 
-        jobs: list[Background[Any]] = [Background(draw, parallel=parallel)]
+        jobs: list[Pending[Any]] = [Background(draw, parallel=parallel)]
         tiffs: list[Path] = []
         try:
             if prints_b:
@@ -265,16 +262,14 @@ def _maps_writer(result: AuditResult, roads: Any, advance: Callable[[str], None]
             for job in jobs:
                 job.close()
             raise
-        return Gathered(jobs, finish=lambda values: finish(values, tiffs, sheets))
+        return Gathered(jobs, finish=lambda values: finish(values, tiffs))
 
-    def finish(values: list[dict[str, Any]], tiffs: list[Path], sheets: list[str],
-               ) -> list[Path]:
+    def finish(values: list[dict[str, Any]], tiffs: list[Path]) -> list[Path]:
         for value in values:  # the children ran side by side: a step takes its longest part
             for step, seconds in value["timings_s"].items():
                 timings[step] = max(seconds, timings.get(step, 0.0))
-        prints = sorted((Path(p) for value in values for p in value["print"]),  # sheet order
-                        key=lambda p: (sheets.index(p.stem.rsplit("_", 1)[0]), p.suffix))
-        return [*map(Path, values[0]["maps"]), *tiffs, *prints]
+        return [*map(Path, values[0]["maps"]), *tiffs,
+                *(Path(p) for value in values for p in value["print"])]
 
     return write
 

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from qyx_geo import __version__
-from qyx_geo._fork import Background
+from qyx_geo._fork import Pending
 from qyx_geo._outputs import output_set
 from qyx_geo._report_checks import (
     check_summary,
@@ -593,7 +593,7 @@ def write_report(
     *,
     parameters: Mapping[str, Any] | None = None,
     timings_s: Mapping[str, float] | None = None,
-    maps_writer: Callable[[Path], Iterable[Path] | Background[Any]] | None = None,
+    maps_writer: Callable[[Path], Iterable[Path] | Pending[Any]] | None = None,
 ) -> list[Path]:
     """Write every audit output into ``out_dir`` as one all-or-nothing set.
 
@@ -613,7 +613,7 @@ def write_report(
     maps_writer
         Called with a staging folder; writes the HTML maps there (e.g.
         ``lambda d: qyx_geo.maps.write_audit_maps(result, d)``), or returns a
-        :class:`qyx_geo._fork.Background` that is drawing them in a second process while the
+        :class:`qyx_geo._fork.Pending` step that is drawing them in a second process while the
         tables are written (waited for before ``run.json``, so its timings are in it). They are
         moved to ``out_dir/maps`` (sub-folders included, e.g. ``surfaces/``) with the other
         files once everything succeeded.
@@ -633,7 +633,7 @@ def write_report(
     zh_v = _zh_columns(villages, result)
     with output_set(out_dir, "audit") as staged, contextlib.ExitStack() as stack:
         pending = maps_writer(staged.subfolder("maps")) if maps_writer is not None else None
-        if isinstance(pending, Background):
+        if isinstance(pending, Pending):
             stack.enter_context(pending)  # a failure below stops the child too
         write_csv(villages, staged.path("coverage_villages.csv"))
         _write_xlsx(staged.path("coverage_villages.xlsx"), {
@@ -656,7 +656,7 @@ def write_report(
         staged.path("summary.json").write_text(
             json.dumps(summary_dict(result), ensure_ascii=False, indent=2), encoding="utf-8")
         staged.path("summary.md").write_text(summary_markdown(result), encoding="utf-8")
-        if isinstance(pending, Background):
+        if isinstance(pending, Pending):
             pending.result()  # the maps' timings land in timings_s before run.json
         record = run_record(result, parameters=parameters, timings_s=timings_s)
         staged.path("run.json").write_text(json.dumps(record, ensure_ascii=False, indent=2),
